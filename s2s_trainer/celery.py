@@ -1,4 +1,9 @@
-"""The Celery app: broker and results on Redis, configured from Django settings (CELERY_*)."""
+"""The Celery app: broker and results on Redis, configured from Django settings (CELERY_*).
+
+Queues (see settings): `data` for work that opens the S2S SQLite file, `gpu` for training and
+evaluation. `celery -A s2s_trainer worker -Q data,gpu` serves both on one machine; a GPU box
+runs `-Q gpu` only.
+"""
 import os
 
 from celery import Celery

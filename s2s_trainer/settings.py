@@ -162,12 +162,38 @@ CONTENT_SECURITY_POLICY = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
     }
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Two queues: `data` opens the S2S SQLite file (prepare, mark trained, exports); `gpu` trains and
+# evaluates and may run on a machine that never sees that file.
+CELERY_TASK_DEFAULT_QUEUE = "data"
+CELERY_TASK_ROUTES = {
+    "training_jobs.tasks.run_prepare": {"queue": "data"},
+    "training_jobs.tasks.run_finish": {"queue": "data"},
+    "training_jobs.tasks.run_train": {"queue": "gpu"},
+}
+# A run can take many hours: acknowledge only when done, one task per worker process at a time,
+# and give a lost worker's task back to the queue (run_train resumes from its checkpoint).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=40 * 3600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=41 * 3600)
+# Must outlast the longest task, or Redis hands an unacknowledged run to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=48 * 3600)}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Dotted path to the object whose prepare/train/finish hooks the tasks call (tests plug a short
+# stand-in in here; the default adapts training_jobs.pipeline).
+S2S_TRAINING_PIPELINE = env.str("S2S_TRAINING_PIPELINE", default="training_jobs.services.RealPipeline")
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,109 @@
+"""Training runs as Django rows (default database): what was asked, where it stands, what it made.
+
+The Celery tasks and the relay write these; the dashboard, REST and the websocket read them, so a
+reload (or a second browser) sees a run's whole history, not just the events it happened to catch.
+"""
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    PREPARING = "preparing"
+    TRAINING = "training"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    EVALUATING = "evaluating"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# A run in one of these holds the (single) training slot; `stopped` does not (it is resumable).
+ACTIVE_STATUSES = (
+    RunStatus.QUEUED,
+    RunStatus.PREPARING,
+    RunStatus.TRAINING,
+    RunStatus.PAUSED,
+    RunStatus.STOPPING,
+    RunStatus.EVALUATING,
+)
+FINAL_STATUSES = (RunStatus.STOPPED, RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+class TrainingRun(models.Model):
+    """One fine-tuning run, from the Start button to a model (or an error)."""
+
+    config = models.JSONField(help_text="TrainConfig.to_dict(), validated")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The latest Progress.as_dict() the relay published (what a late page load shows first).
+    progress = models.JSONField(default=dict, blank=True)
+    # Final metrics (TrainResult.metrics) and result files (model dir, reports).
+    metrics = models.JSONField(default=dict, blank=True)
+    artifacts = models.JSONField(default=dict, blank=True)
+    snapshot_path = models.CharField(max_length=1000, blank=True, default="")
+    snapshot = models.JSONField(default=dict, blank=True, help_text="counts, excluded, manifest hash")
+    clip_ids = models.JSONField(default=list, blank=True, help_text="clips this run trained on")
+    marked_trained_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class RunMetric(models.Model):
+    """One point of a run's curves (train loss per step, validation loss/WER per evaluation)."""
+
+    run = models.ForeignKey(TrainingRun, related_name="metric_points", on_delete=models.CASCADE)
+    stage = models.CharField(max_length=16, default="training")
+    step = models.IntegerField(default=0)
+    total = models.IntegerField(default=0)
+    epoch = models.FloatField(null=True)
+    train_loss = models.FloatField(null=True)
+    val_loss = models.FloatField(null=True)
+    wer = models.FloatField(null=True)
+    learning_rate = models.FloatField(null=True)
+    samples_per_s = models.FloatField(null=True)
+    gpu_memory_mb = models.FloatField(null=True)
+    time = models.FloatField(help_text="unix seconds, from the event")
+
+    class Meta:
+        ordering = ["run", "id"]
+        indexes = [models.Index(fields=["run", "id"])]
+
+    FIELDS = ("stage", "step", "total", "epoch", "train_loss", "val_loss", "wer", "learning_rate",
+              "samples_per_s", "gpu_memory_mb", "time")
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+
+class RunLogLine(models.Model):
+    """A run's log, one row per line; `offset` counts lines from 1 so readers can ask for "after N"."""
+
+    run = models.ForeignKey(TrainingRun, related_name="log_lines", on_delete=models.CASCADE)
+    offset = models.IntegerField()
+    level = models.CharField(max_length=8, default="info")
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "offset"]
+        constraints = [models.UniqueConstraint(fields=["run", "offset"], name="runlogline_run_offset_unique")]
+
+    def as_dict(self) -> dict:
+        return {"offset": self.offset, "level": self.level, "message": self.message,
+                "time": self.created_at.isoformat() if self.created_at else None}

@@ -1,0 +1,97 @@
+"""Reads for the dashboard, REST and the websocket: runs, their curves and logs, and what data is
+ready to train on (read from the review side's clip table, never its audio)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Sum
+
+from training_jobs.models import ACTIVE_STATUSES, RunLogLine, RunMetric, RunStatus, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+LOG_PAGE = 1000
+
+
+def run_get(run_id: int) -> TrainingRun:
+    """Raises TrainingRun.DoesNotExist (the API answers 404)."""
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def run_list():
+    return TrainingRun.objects.select_related("created_by").order_by("-id")
+
+
+def run_active() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status__in=ACTIVE_STATUSES).order_by("-id").first()
+
+
+def run_current() -> TrainingRun | None:
+    """The active run, else the latest one: what the dashboard and /api/train/status show."""
+    return run_active() or TrainingRun.objects.order_by("-id").first()
+
+
+def run_last_finished() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
+
+
+def run_metrics(run_id: int) -> list[dict]:
+    return [m.as_dict() for m in RunMetric.objects.filter(run_id=run_id).order_by("id")]
+
+
+def run_log_after(run_id: int, offset: int = 0, limit: int = LOG_PAGE) -> tuple[list[dict], int]:
+    """Lines with offset > `offset` (at most `limit`) and the offset to ask from next time."""
+    lines = [line.as_dict() for line in RunLogLine.objects.filter(run_id=run_id, offset__gt=offset)
+             .order_by("offset")[:limit]]
+    return lines, (lines[-1]["offset"] if lines else offset)
+
+
+def run_log_tail(run_id: int, n: int = 200) -> list[dict]:
+    lines = list(RunLogLine.objects.filter(run_id=run_id).order_by("-offset")[:n])
+    return [line.as_dict() for line in reversed(lines)]
+
+
+def data_status() -> dict:
+    """Reviewed clips and hours ready for training, read from the clip file without blobs.
+
+    Hours come from the durations the review side caches per clip (`ClipMeta.duration_s`); clips
+    not measured yet are counted in `unmeasured`. The clip file may be missing or locked: the page
+    must still load, so that is reported, not raised.
+    """
+    from review.models import Clip, ClipMeta
+
+    try:
+        clips = Clip.objects.without_audio()
+        reviewed_ids = clips.filter(is_reviewed=1).values("id")
+        total = clips.count()
+        reviewed = clips.filter(is_reviewed=1).count()
+        untrained = clips.filter(is_reviewed=1).exclude(is_trained=1).count()
+        measured = ClipMeta.objects.filter(clip_id__in=reviewed_ids, duration_s__isnull=False)
+        seconds = measured.aggregate(s=Sum("duration_s"))["s"] or 0.0
+        return {
+            "available": True,
+            "total": total,
+            "reviewed": reviewed,
+            "reviewed_untrained": untrained,
+            "reviewed_hours": round(seconds / 3600, 3),
+            "unmeasured": reviewed - measured.count(),
+        }
+    except DatabaseError as e:
+        logger.warning("clip database unavailable for data status: %s", e)
+        return {"available": False, "error": str(e)}
+
+
+def current_model() -> dict:
+    """The model the live app should use: the latest succeeded run's, else the base model."""
+    run = run_last_finished()
+    if run and run.artifacts.get("model_dir"):
+        return {"name": Path(run.artifacts["model_dir"]).name, "path": run.artifacts["model_dir"], "run": run.pk,
+                "base": run.config.get("base_model") or _default_base()}
+    return {"name": f"{_default_base()} (base)", "path": "", "run": None, "base": _default_base()}
+
+
+def _default_base() -> str:
+    return settings.S2S_BASE_MODEL or "tiny.en"

@@ -1,0 +1,26 @@
+"""Celery tasks: each one line of glue into `training_jobs.services`.
+
+Routed by name in settings (CELERY_TASK_ROUTES): prepare and finish open the S2S file and run on
+the `data` queue; training runs on `gpu`. Late acks + reject-on-worker-lost give a task whose
+worker died back to the queue; the services make that redelivery safe.
+"""
+from celery import shared_task
+
+from training_jobs import services
+
+DATA_LIMITS = {"soft_time_limit": 2 * 3600, "time_limit": 2 * 3600 + 300}
+
+
+@shared_task(acks_late=True, queue="data", **DATA_LIMITS)
+def run_prepare(run_id: int) -> None:
+    services.run_prepare_execute(run_id)
+
+
+@shared_task(acks_late=True, queue="gpu")
+def run_train(run_id: int) -> None:
+    services.run_train_execute(run_id)
+
+
+@shared_task(acks_late=True, queue="data", **DATA_LIMITS)
+def run_finish(run_id: int) -> None:
+    services.run_finish_execute(run_id)
