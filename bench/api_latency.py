@@ -104,6 +104,9 @@ def django_setup() -> str:
 
     warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
     django.setup()
+    import logging
+
+    logging.getLogger("django.request").setLevel(logging.ERROR)  # no "Not Found" line per request
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
