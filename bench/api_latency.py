@@ -118,6 +118,19 @@ def django_setup() -> str:
     return token.key
 
 
+def reset_review_state(path: Path) -> None:
+    """Forget cached metrics and edits from an earlier run, so "first open" really is the first."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        with conn:
+            for table in ("s2s_review_clipmeta", "s2s_review_edit", "s2s_review_session"):
+                if table in tables:
+                    conn.execute(f"DELETE FROM {table}")
+    finally:
+        conn.close()
+
+
 def cold_start(info: dict) -> float | None:
     """First `s2s` connection: creates the side tables and the flag/timestamp indexes."""
     from django.db import connections
@@ -403,6 +416,7 @@ def main(argv=None):
 
     db = OUT / ("api_bench.db" if args.clips == 20_000 else f"api_bench_{args.clips}.db")
     info = ensure(db, clips=args.clips, seed=args.seed, rebuild=args.rebuild)
+    reset_review_state(db)
     env = configure_env(db, args.debug)
     token = django_setup()
     cold_s = cold_start(info)
