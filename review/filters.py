@@ -1,0 +1,192 @@
+"""Clip filters: parsed once from query parameters, then turned into SQL that never walks blobs.
+
+Why raw SQL here: in `s2s_training_data` the audio blob sits before `is_reviewed`,
+`is_trained` and `timestamp`, so reading any of those from the row makes SQLite follow the
+blob's whole overflow-page chain (tens of pages per clip). Every condition is therefore
+answered from a covering index (`s2s_review_idx_flags`, `s2s_review_idx_timestamp`, both made
+by `review.schema`) or from the columns before the blob (`id`, `transcript`, the blob's NULL-ness
+from the record header). One index "drives" each query (it also gives the order); conditions
+living elsewhere become `id IN (SELECT id ... INDEXED BY ...)` sub-queries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+
+from rest_framework import serializers
+
+from .timestamps import SQL_TIMESTAMP_GLOB, date_bounds
+
+CLIP_TABLE = "s2s_training_data"
+META_TABLE = "s2s_review_clipmeta"
+FLAGS_INDEX = "s2s_review_idx_flags"
+TIMESTAMP_INDEX = "s2s_review_idx_timestamp"
+ORDERINGS = ("id", "-id", "timestamp", "-timestamp")
+MAX_PAGE_SIZE = 500
+
+# Where a column can be read without touching the blob: the table itself (id, transcript and
+# the blob's type), the flags index or the timestamp index. `id` is in all of them.
+_SOURCES = {
+    "row": CLIP_TABLE,
+    "flags": f"{CLIP_TABLE} INDEXED BY {FLAGS_INDEX}",
+    "ts": f"{CLIP_TABLE} INDEXED BY {TIMESTAMP_INDEX}",
+}
+
+# A row with any of these has a problem the list can show without decoding audio. Audio that
+# fails to decode is known once a clip was opened or scanned (ClipMeta.problem).
+PROBLEM_SQL = (
+    "(typeof(audio_blob) = 'null' OR transcript IS NULL OR trim(transcript) = ''"
+    f" OR id IN (SELECT clip_id FROM {META_TABLE} WHERE problem != '')"
+    f" OR id IN (SELECT id FROM {_SOURCES['ts']} WHERE timestamp IS NULL OR typeof(timestamp) != 'text'"
+    f" OR timestamp NOT GLOB '{SQL_TIMESTAMP_GLOB}'))"
+)
+
+
+@dataclass(frozen=True)
+class ClipFilters:
+    """What the reviewer asked to see; shared by the list, prev/next and the export."""
+
+    reviewed: bool | None = None
+    trained: bool | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    id_min: int | None = None
+    id_max: int | None = None
+    q: str = ""
+    has_problem: bool | None = None
+    ordering: str = "id"
+
+    def but(self, **changes) -> ClipFilters:
+        return replace(self, **changes)
+
+    @property
+    def by_timestamp(self) -> bool:
+        return self.ordering.lstrip("-") == "timestamp"
+
+    @property
+    def descending(self) -> bool:
+        return self.ordering.startswith("-")
+
+
+class ClipFilterSerializer(serializers.Serializer):
+    """Query parameters -> ClipFilters, with 400 `{field: [msg]}` for bad values."""
+
+    reviewed = serializers.ChoiceField(choices=["0", "1"], required=False)
+    trained = serializers.ChoiceField(choices=["0", "1"], required=False)
+    date_from = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    date_to = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    id_min = serializers.IntegerField(required=False, min_value=0)
+    id_max = serializers.IntegerField(required=False, min_value=0)
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    has_problem = serializers.ChoiceField(choices=["0", "1"], required=False)
+    ordering = serializers.ChoiceField(choices=ORDERINGS, required=False)
+
+    def to_filters(self) -> ClipFilters:
+        self.is_valid(raise_exception=True)
+        d = self.validated_data
+        flag = lambda name: None if name not in d else d[name] == "1"  # noqa: E731
+        return ClipFilters(
+            reviewed=flag("reviewed"), trained=flag("trained"),
+            date_from=d.get("date_from"), date_to=d.get("date_to"),
+            id_min=d.get("id_min"), id_max=d.get("id_max"),
+            q=d.get("q", "").strip(), has_problem=flag("has_problem"), ordering=d.get("ordering", "id"),
+        )
+
+
+def parse_filters(query_params) -> ClipFilters:
+    # Only known keys: `page`, `format` and friends belong to others.
+    data = {k: query_params.get(k) for k in ClipFilterSerializer().fields if k in query_params}
+    return ClipFilterSerializer(data=data).to_filters()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class ClipQuery:
+    """SQL for one filter: count, a page of ids, and the neighbours of a clip."""
+
+    def __init__(self, filters: ClipFilters):
+        self.f = filters
+        if filters.by_timestamp:
+            self.driver = "ts"
+        elif filters.reviewed is not None or filters.trained is not None:
+            self.driver = "flags"
+        elif filters.date_from or filters.date_to:
+            self.driver = "ts"
+        else:
+            self.driver = "row"
+
+    # (source, sql, params): source says where the columns can be read cheaply.
+    def _conditions(self) -> list[tuple[str, str, list]]:
+        f, out = self.f, []
+        if f.reviewed is not None:
+            out.append(("flags", "COALESCE(is_reviewed, 0) " + ("!= 0" if f.reviewed else "= 0"), []))
+        if f.trained is not None:
+            out.append(("flags", "COALESCE(is_trained, 0) " + ("!= 0" if f.trained else "= 0"), []))
+        lo, hi = date_bounds(f.date_from, f.date_to)
+        if lo is not None:
+            out.append(("ts", "timestamp >= ?", [lo]))
+        if hi is not None:
+            out.append(("ts", "timestamp < ?", [hi]))
+        if f.id_min is not None:
+            out.append(("any", "id >= ?", [f.id_min]))
+        if f.id_max is not None:
+            out.append(("any", "id <= ?", [f.id_max]))
+        if f.q:
+            out.append(("row", "transcript LIKE ? ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
+        if f.has_problem is not None:
+            out.append(("row", PROBLEM_SQL if f.has_problem else f"NOT {PROBLEM_SQL}", []))
+        return out
+
+    def where(self, extra: list[tuple[str, str, list]] = ()) -> tuple[str, list]:
+        parts, params = [], []
+        for source, sql, p in [*self._conditions(), *extra]:
+            if source in ("any", self.driver):
+                parts.append(sql)
+            else:
+                parts.append(f"id IN (SELECT id FROM {_SOURCES[source]} WHERE {sql})")
+            params.extend(p)
+        return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+    def order_by(self, reverse: bool = False) -> str:
+        desc = self.f.descending != reverse
+        d = " DESC" if desc else ""
+        if self.f.by_timestamp:
+            return f" ORDER BY timestamp{d}, id{d}"
+        return f" ORDER BY id{d}"
+
+    def count_sql(self) -> tuple[str, list]:
+        where, params = self.where()
+        return f"SELECT COUNT(*) FROM {_SOURCES[self.driver]}{where}", params
+
+    def ids_sql(self, limit: int | None = None, offset: int = 0) -> tuple[str, list]:
+        where, params = self.where()
+        sql = f"SELECT id FROM {_SOURCES[self.driver]}{where}{self.order_by()}"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, limit, offset]
+        return sql, params
+
+    def neighbour_sql(self, clip_id: int, raw_timestamp, *, forward: bool) -> tuple[str, list]:
+        """The first clip after (forward) or before `clip_id` in this filter's order."""
+        ascending = forward != self.f.descending  # walking up the sort key?
+        if self.f.by_timestamp:
+            cond = self._after_ts(raw_timestamp, clip_id) if ascending else self._before_ts(raw_timestamp, clip_id)
+        else:
+            cond = ("any", "id > ?" if ascending else "id < ?", [clip_id])
+        where, params = self.where([cond])
+        return f"SELECT id FROM {_SOURCES[self.driver]}{where}{self.order_by(reverse=not forward)} LIMIT 1", params
+
+    # SQLite sorts NULL first; these keep prev/next consistent with ORDER BY timestamp, id.
+    @staticmethod
+    def _after_ts(ts, clip_id):
+        if ts is None:
+            return ("ts", "((timestamp IS NULL AND id > ?) OR timestamp IS NOT NULL)", [clip_id])
+        return ("ts", "(timestamp >= ? AND (timestamp > ? OR id > ?))", [ts, ts, clip_id])
+
+    @staticmethod
+    def _before_ts(ts, clip_id):
+        if ts is None:
+            return ("ts", "(timestamp IS NULL AND id < ?)", [clip_id])
+        return ("ts", "(timestamp IS NULL OR (timestamp <= ? AND (timestamp < ? OR id < ?)))", [ts, ts, clip_id])
