@@ -29,7 +29,8 @@ class RunApiError(APIException):
         detail = {"detail": str(error), "code": type(error).__name__}
         if getattr(error, "active_run_id", None):
             detail["active_run"] = error.active_run_id
-        super().__init__(detail)
+        super().__init__()
+        self.detail = detail  # as is: DRF would turn the run id into a string
 
 
 def _call(fn, **kwargs):

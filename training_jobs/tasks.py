@@ -11,16 +11,16 @@ from training_jobs import services
 DATA_LIMITS = {"soft_time_limit": 2 * 3600, "time_limit": 2 * 3600 + 300}
 
 
-@shared_task(acks_late=True, queue="data", **DATA_LIMITS)
+@shared_task(acks_late=True, **DATA_LIMITS)
 def run_prepare(run_id: int) -> None:
     services.run_prepare_execute(run_id)
 
 
-@shared_task(acks_late=True, queue="gpu")
+@shared_task(acks_late=True)
 def run_train(run_id: int) -> None:
     services.run_train_execute(run_id)
 
 
-@shared_task(acks_late=True, queue="data", **DATA_LIMITS)
+@shared_task(acks_late=True, **DATA_LIMITS)
 def run_finish(run_id: int) -> None:
     services.run_finish_execute(run_id)
