@@ -26,9 +26,17 @@ def _field_for(f: dataclasses.Field) -> serializers.Field:
     return serializers.CharField(allow_blank=True, max_length=500, trim_whitespace=True, **common)
 
 
+class _StrictSerializer(serializers.Serializer):
+    def validate(self, attrs):
+        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: "unknown training option" for name in unknown})
+        return attrs
+
+
 TrainConfigSerializer = type(
     "TrainConfigSerializer",
-    (serializers.Serializer,),
+    (_StrictSerializer,),
     {f.name: _field_for(f) for f in dataclasses.fields(TrainConfig)},
 )
 TrainConfigSerializer.__doc__ = "Training options (all optional; an empty body uses every default)."

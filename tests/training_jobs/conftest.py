@@ -158,7 +158,7 @@ def s2s_clips(training_env, transactional_db):
     conn.close()
     old = conn.settings_dict["NAME"]
     conn.settings_dict["NAME"] = str(path)
-    raw = sqlite3.connect(path)
+    raw = sqlite3.connect(path, check_same_thread=False)
     raw.execute("DELETE FROM s2s_training_data")
     raw.commit()
 

@@ -1,0 +1,99 @@
+"""REST for runs without a worker: validation, logs by offset, status, permissions."""
+import pytest
+
+from training_jobs import relay, services
+from training_jobs.models import TrainingRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    """Runs here are only rows: nothing is sent to a broker (the worker tests do that for real)."""
+    sent = []
+    monkeypatch.setattr(services, "_enqueue", lambda run, name: sent.append((run.pk, name)))
+    return sent
+
+
+def test_status_is_idle_before_any_run(api):
+    assert api.get("/api/train/status").json() == {"id": None, "status": "idle"}
+
+
+def test_empty_body_starts_a_run_with_every_default(api, no_queue, training_env):
+    response = api.post("/api/train", {}, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["config"]["learning_rate"] == 1e-5 and body["config"]["batch_size"] == 16
+    assert body["created_by"] == "alice" and body["status"] == "queued"
+    assert no_queue == [(body["id"], "run_prepare")]
+    assert api.get("/api/train/status").json()["id"] == body["id"]
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"learning_rate": 1}, "learning_rate"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"precision": "fp8"}, "precision"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_it_answers_400_naming_the_bad_option(api, no_queue, payload, field):
+    response = api.post("/api/train", payload, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not TrainingRun.objects.exists()
+
+
+def test_it_answers_400_when_the_splits_leave_too_little_to_train(api, no_queue, training_env):
+    response = api.post("/api/train", {"val_split": 0.5, "test_split": 0.45}, format="json")
+
+    assert response.status_code == 400
+    assert "val_split + test_split" in response.json()["detail"]
+
+
+def test_logs_by_offset_return_only_new_lines_and_the_next_offset(api):
+    run = TrainingRun.objects.create(config={})
+    relay.log_append(run.pk, [f"line {i}" for i in range(1, 6)])
+
+    first = api.get("/api/train/logs?offset=0").json()
+    later = api.get("/api/train/logs?offset=3").json()
+    relay.log_append(run.pk, ["line 6", "line 7"])
+    newest = api.get(f"/api/train/logs?offset={first['next_offset']}").json()
+
+    assert [line["message"] for line in first["lines"]] == [f"line {i}" for i in range(1, 6)]
+    assert first["next_offset"] == 5 and first["run"] == run.pk
+    assert [line["offset"] for line in later["lines"]] == [4, 5]
+    assert [line["message"] for line in newest["lines"]] == ["line 6", "line 7"] and newest["next_offset"] == 7
+    assert api.get("/api/train/logs?offset=7").json()["lines"] == []
+    assert api.get("/api/train/logs?offset=-1").status_code == 400
+    assert api.get("/api/train/logs?run=999999").status_code == 404
+
+
+def test_actions_in_the_wrong_state_answer_409_and_unknown_runs_404(api):
+    done = TrainingRun.objects.create(config={}, status="succeeded")
+
+    assert api.post(f"/api/runs/{done.pk}/pause").status_code == 409
+    assert api.post(f"/api/runs/{done.pk}/stop").status_code == 409
+    assert api.post(f"/api/runs/{done.pk}/resume").status_code == 409
+    assert api.post("/api/runs/999999/stop").status_code == 404
+
+
+def test_resume_of_a_stopped_run_answers_409_while_another_run_holds_the_slot(api, no_queue, training_env):
+    stopped = TrainingRun.objects.create(config={}, status="stopped")
+    TrainingRun.objects.create(config={}, status="training")
+
+    response = api.post(f"/api/runs/{stopped.pk}/resume")
+
+    assert response.status_code == 409 and "stop it before resuming" in response.json()["detail"]
+
+
+def test_run_list_and_detail(api):
+    runs = [TrainingRun.objects.create(config={"epochs": i}) for i in (1, 2)]
+    listing = api.get("/api/runs").json()
+    assert [r["id"] for r in listing["results"]] == [runs[1].pk, runs[0].pk]
+    assert api.get(f"/api/runs/{runs[0].pk}").json()["history"] == []
+
+
+def test_anonymous_callers_get_403(bob):
+    assert bob.get("/api/train/status").status_code == 403
+    assert bob.post("/api/train", {}, format="json").status_code == 403
