@@ -117,7 +117,8 @@ def backup_database(s2s_path: str | Path, backup_dir: str | Path) -> Path:
 
 
 def mark_trained(
-    s2s_path: str | Path, clip_ids, backup_dir: str | Path, *, attempts: int = 8, retry_wait_s: float = 0.25
+    s2s_path: str | Path, clip_ids, backup_dir: str | Path, *, attempts: int = 8, retry_wait_s: float = 0.25,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Path:
     """Back the database up, then set is_trained = 1 on `clip_ids`. Returns the backup's path.
 
@@ -130,9 +131,9 @@ def mark_trained(
         return backup
     last_error: Exception | None = None
     for attempt in range(attempts):
-        conn = sqlite3.connect(s2s_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(s2s_path, timeout=busy_timeout_ms / 1000, isolation_level=None)
         try:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             conn.execute("BEGIN IMMEDIATE")
             for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
                 chunk = ids[start : start + 500]
