@@ -281,28 +281,47 @@ class Daphne:
 
 # ---------------------------------------------------------------- diagnosis
 
+class QueryLog:
+    """A connection execute_wrapper: every statement with its parameters and time.
+
+    Used instead of CaptureQueriesContext, which formats SQL with `sql % params` and so fails on
+    statements written with `?` placeholders.
+    """
+
+    def __init__(self):
+        self.queries = []
+
+    def __call__(self, execute, sql, params, many, context):
+        t = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.queries.append((sql, params, (time.perf_counter() - t) * 1000))
+
+
 def explain(token: str, info: dict, path: Path) -> str:
     """Each scenario once in-process: every SQL statement it ran, its time and its query plan."""
     from django.db import connections
-    from django.test.utils import CaptureQueriesContext
 
     fetch = in_process_fetcher(token)
     db = sqlite3.connect(info["path"])
     lines = ["# SQL per API request (bench/api_latency.py --explain)", ""]
     for sc in scenarios(info):
-        url = sc.url(random.Random(1))
-        with CaptureQueriesContext(connections["s2s"]) as cap, CaptureQueriesContext(connections["default"]) as cap_d:
+        url = sc.url(random.Random(sc.seed))
+        log, log_default = QueryLog(), QueryLog()
+        with connections["s2s"].execute_wrapper(log), connections["default"].execute_wrapper(log_default):
             t = time.perf_counter()
             status, _ = fetch(url)
             ms = (time.perf_counter() - t) * 1000
         lines += [f"## {sc.name}: `{url}` -> {status} in {ms:.1f} ms "
-                  f"({len(cap.captured_queries)} s2s + {len(cap_d.captured_queries)} default queries)", ""]
-        for q in cap.captured_queries:
-            lines += ["```sql", q["sql"], "```", f"time {float(q['time']) * 1000:.1f} ms; plan:"]
+                  f"({len(log.queries)} s2s queries, {sum(q[2] for q in log.queries):.1f} ms; "
+                  f"{len(log_default.queries)} default queries, {sum(q[2] for q in log_default.queries):.1f} ms)", ""]
+        for sql, params, q_ms in log.queries:
+            lines += ["```sql", sql, "```", f"params {list(params or [])[:12]}; {q_ms:.2f} ms; plan:"]
             try:
-                plan = db.execute("EXPLAIN QUERY PLAN " + q["sql"]).fetchall()
-                lines += ["    " + " | ".join(str(c) for c in row[1:]) for row in plan]
-            except sqlite3.Error as e:  # Django's captured SQL has parameters inlined; some don't re-run
+                plan = db.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params or ()).fetchall()
+                lines += ["    " + str(row[3]) for row in plan]
+            except sqlite3.Error as e:
                 lines.append(f"    (plan unavailable: {e})")
             lines.append("")
     db.close()
