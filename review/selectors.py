@@ -17,7 +17,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .audio import AudioMetrics, ClipDecodeError, decode_pcm, measure
-from .filters import CLIP_TABLE, FLAGS_INDEX, META_TABLE, TIMESTAMP_INDEX, ClipFilters, ClipQuery
+from .filters import CLIP_TABLE, FLAGS_INDEX, ID_INDEX, META_TABLE, TIMESTAMP_INDEX, ClipFilters, ClipQuery
 from .models import ClipEdit, ClipMeta, ReviewSession, TrashedClip
 from .timestamps import parse_timestamp
 
@@ -327,7 +327,7 @@ def clips_lacking_meta(limit: int) -> list[int]:
     """Ids whose duration and metrics are not cached yet (never decoded, or decoded before a change)."""
     with _cursor() as cur:
         return [r[0] for r in cur.execute(
-            f"SELECT id FROM {CLIP_TABLE} INDEXED BY {FLAGS_INDEX} WHERE id NOT IN"
+            f"SELECT id FROM {CLIP_TABLE} INDEXED BY {ID_INDEX} WHERE id NOT IN"
             f" (SELECT clip_id FROM {META_TABLE} WHERE duration_s IS NOT NULL OR problem != '') ORDER BY id LIMIT ?",
             [limit],
         ).fetchall()]
