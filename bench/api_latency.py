@@ -60,14 +60,15 @@ class Result:
     transport: str
     target_ms: float | None
     times_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)  # this thread's CPU time: in-process only
     first_ms: float | None = None
     errors: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
 
-    def pct(self, p: float) -> float | None:
-        if not self.times_ms:
+    def pct(self, p: float, values: list[float] | None = None) -> float | None:
+        xs = sorted(self.times_ms if values is None else values)
+        if not xs:
             return None
-        xs = sorted(self.times_ms)
         return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
 
     def row(self) -> dict:
@@ -75,7 +76,7 @@ class Result:
         return {
             "name": self.name, "transport": self.transport, "n": len(self.times_ms), "target_ms": self.target_ms,
             "p50_ms": p50, "p95_ms": self.pct(95), "mean_ms": statistics.fmean(self.times_ms) if self.times_ms else None,
-            "first_ms": self.first_ms, "errors": self.errors, "bytes": self.bytes,
+            "cpu_p50_ms": self.pct(50, self.cpu_ms), "first_ms": self.first_ms, "errors": self.errors, "bytes": self.bytes,
             "met": None if self.target_ms is None or p50 is None else (p50 < self.target_ms and not self.errors),
         }
 
@@ -197,9 +198,9 @@ def measure(transport: str, fetch, scenario: Scenario, n: int, seed: int) -> Res
     res = Result(scenario.name, transport, scenario.target_ms)
     for i in range(n + 3):  # the first is reported on its own, two more warm up
         url = scenario.url(rng)
-        t = time.perf_counter()
+        cpu, t = time.thread_time(), time.perf_counter()
         status, body = fetch(url)
-        ms = (time.perf_counter() - t) * 1000
+        ms, cpu_ms = (time.perf_counter() - t) * 1000, (time.thread_time() - cpu) * 1000
         problem = scenario.check(status, body)
         if problem:
             res.errors[problem] = res.errors.get(problem, 0) + 1
@@ -207,6 +208,8 @@ def measure(transport: str, fetch, scenario: Scenario, n: int, seed: int) -> Res
             res.first_ms = ms
         elif i >= 3:
             res.times_ms.append(ms)
+            if transport == "in-process":
+                res.cpu_ms.append(cpu_ms)
             res.bytes = max(res.bytes, len(body))
     return res
 
@@ -373,7 +376,9 @@ def markdown(results: list[Result], info: dict, mach: dict, args, cold_s) -> str
         f"({args.requests} requests per line after 2 warm-ups; the first request is listed on its own).",
         "",
         f"- Machine: {mach['nproc']} CPU cores ({mach['cpu']}), {mach['ram_gib']} GiB RAM; load average "
-        f"{mach['load_avg'][0]} at the start (a shared machine: other work was running, so p95 is noisy). "
+        f"{mach['load_avg'][0]} at the start, {mach['load_avg_end'][0]} at the end (a shared machine: other "
+        "engineers' tests and training ran meanwhile, so wall times and p95 are noisy; the in-process CPU column, "
+        "this thread's CPU time per request, is the load-independent figure). "
         f"Python {mach['python']}, Django {mach['django']}, SQLite {mach['sqlite']}, DEBUG {'on' if args.debug else 'off'}.",
         f"- Database: {info['clips']:,} clips of 2–12 s ({info['audio_hours']} h of audio), "
         f"{info['file_bytes'] / 1e9:.2f} GB file, blobs at {info['compression_ratio']:.0%} of raw int16 size "
@@ -384,8 +389,8 @@ def markdown(results: list[Result], info: dict, mach: dict, args, cold_s) -> str
         "- HTTP: daphne on loopback, one keep-alive connection, `Authorization: Token`. In-process: Django's test "
         "client through the same middleware/DRF/views, no socket.",
         "",
-        "| Request | Target p50 | HTTP p50 | HTTP p95 | in-process p50 | in-process p95 | first request | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Request | Target p50 | HTTP p50 | HTTP p95 | in-process p50 | in-process p95 | in-process CPU p50 | first request | met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         h, p = rows.get((name, "http"), {}), rows.get((name, "in-process"), {})
@@ -396,7 +401,7 @@ def markdown(results: list[Result], info: dict, mach: dict, args, cold_s) -> str
         if errs:
             note += " (errors: " + ", ".join(f"{k} ×{v}" for k, v in errs.items()) + ")"
         out.append(f"| {name} | {'< ' + fmt(target) + ' ms' if target else '—'} | {fmt(h.get('p50_ms'))} | "
-                   f"{fmt(h.get('p95_ms'))} | {fmt(p.get('p50_ms'))} | {fmt(p.get('p95_ms'))} | "
+                   f"{fmt(h.get('p95_ms'))} | {fmt(p.get('p50_ms'))} | {fmt(p.get('p95_ms'))} | {fmt(p.get('cpu_p50_ms'))} | "
                    f"{fmt(h.get('first_ms') if h else p.get('first_ms'))} | {note} |")
     out.append("")
     out.append("Times in milliseconds. Raw numbers: `bench/out/api_latency.json`.")
@@ -430,6 +435,9 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true", help="run with DJANGO_DEBUG on (default off, as in production)")
     parser.add_argument("--explain", action="store_true", help="write each request's SQL and query plans to bench/out/api_queries.md")
     parser.add_argument("--profile", metavar="SCENARIO", help="cProfile in-process requests of one scenario into bench/out/")
+    parser.add_argument("--quiet-load", type=float, default=0.0, metavar="LOAD",
+                        help="wait (up to --quiet-wait s) until the 1-minute load average is below LOAD before measuring")
+    parser.add_argument("--quiet-wait", type=float, default=600.0)
     parser.add_argument("--write-docs", action="store_true", help="rewrite the API section of docs/benchmarks.md")
     args = parser.parse_args(argv)
 
@@ -450,6 +458,12 @@ def main(argv=None):
     if args.explain or args.profile:
         return
 
+    if args.quiet_load:
+        deadline = time.time() + args.quiet_wait
+        while os.getloadavg()[0] >= args.quiet_load and time.time() < deadline:
+            time.sleep(10)
+        mach["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+        print(f"load now {mach['load_avg']}", flush=True)
     chosen = [s for s in scenarios(info) if not args.only or s.name.startswith(args.only)]
     results: list[Result] = []
     if args.transport in ("both", "in-process"):
@@ -463,6 +477,7 @@ def main(argv=None):
                 results.append(measure("http", server.fetch, sc, args.requests, seed=1000 + sc.seed))
                 print(json.dumps(results[-1].row()), flush=True)
 
+    mach["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     report = {"machine": mach, "database": {k: v for k, v in info.items() if k != "ten_second_ids"},
               "cold_start_seconds": cold_s, "results": [r.row() for r in results]}
     (OUT / "api_latency.json").write_text(json.dumps(report, indent=1))
