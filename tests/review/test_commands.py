@@ -197,3 +197,24 @@ def test_importclips_refuses_a_file_that_is_not_a_capture_database(clip_folder, 
     sqlite3.connect(empty).close()
     with pytest.raises(CommandError, match="no s2s_training_data table"):
         run("importclips", str(clip_folder), database=str(empty))
+
+
+def test_importclips_waits_for_the_live_app_and_fails_cleanly_when_it_never_lets_go(clip_folder, s2s_path, settings):
+    import threading
+
+    settings.S2S_SQLITE_BUSY_TIMEOUT_MS = 3000
+    live = sqlite3.connect(s2s_path, isolation_level=None, check_same_thread=False)
+    live.execute("BEGIN IMMEDIATE")  # the live app is writing a capture right now
+    threading.Timer(0.3, lambda: live.execute("COMMIT")).start()
+    run("importclips", str(clip_folder), database=str(s2s_path))
+    assert len(rows_of(s2s_path)) == 2
+
+    settings.S2S_SQLITE_BUSY_TIMEOUT_MS = 100
+    live.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(CommandError, match="database write failed after 0 imported"):
+            run("importclips", str(clip_folder), database=str(s2s_path))
+    finally:
+        live.execute("COMMIT")
+        live.close()
+    assert len(rows_of(s2s_path)) == 2  # nothing half-written
