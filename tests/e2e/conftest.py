@@ -112,24 +112,37 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
 
 def _manage(env: dict, *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=180)
 
 
-@pytest.fixture(scope="session")
-def live_app(tmp_path_factory) -> Iterator[LiveServer]:
-    """The real app under daphne on a free port, with its own databases; stopped at the end."""
+def start_live_app(base: Path) -> LiveServer:
+    """Start the app under daphne with fresh databases in `base`; the caller calls `.stop()`.
+
+    Used by the `live_app` fixture and by `bench/review_next_clip.py`.
+    """
     from tests.conftest import make_s2s_file
 
-    base = tmp_path_factory.mktemp("live")
+    base.mkdir(parents=True, exist_ok=True)
     s2s_path = make_s2s_file(base / "s2s.db")  # tests/fixtures/s2s_schema.sql: the spec's DDL
-    (base / "artifacts").mkdir()
+    (base / "artifacts").mkdir(exist_ok=True)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "s2s_trainer.settings",
-        "DJANGO_DEBUG": "1",
+        # Production-like: DEBUG off (static files still come from WhiteNoise's finders).
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "e2e-tests-only-secret-key-0123456789abcdef",
         "S2S_DATABASE": str(s2s_path),
         "DATABASE_URL": f"sqlite:///{base / 'trainer.db'}",
         "S2S_ARTIFACTS": str(base / "artifacts"),
@@ -138,6 +151,7 @@ def live_app(tmp_path_factory) -> Iterator[LiveServer]:
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "shell", "-c",
             "from django.contrib.auth import get_user_model; "
@@ -158,48 +172,54 @@ def live_app(tmp_path_factory) -> Iterator[LiveServer]:
         try:
             with urllib.request.urlopen(f"{server.url}/accounts/login/", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return server
         except OSError:
             pass
         if time.monotonic() > deadline:
-            proc.kill()
+            server.stop()
             raise RuntimeError(f"daphne did not answer within 60 s:\n{server.log()}")
         time.sleep(0.2)
-    yield server
-    proc.terminate()
+
+
+def insert_speech_clip(s2s_path: Path, spoken: str = "hello world", *, transcript: str | None = None, blob=...,
+                       is_reviewed: int = 0, is_trained: int = 0, timestamp: str | None = None) -> int:
+    """Insert a row the way the live app does (plain sqlite3); the audio is `spoken` via espeak-ng."""
+    if blob is ...:
+        blob = zlib.compress(speech_pcm(spoken))
+    cols = ["transcript", "audio_blob", "is_reviewed", "is_trained"]
+    vals = [spoken if transcript is None else transcript, blob, is_reviewed, is_trained]
+    if timestamp is not None:
+        cols.append("timestamp")
+        vals.append(timestamp)
+    conn = sqlite3.connect(s2s_path, timeout=10)
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        cur = conn.execute(
+            f"INSERT INTO s2s_training_data ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals
+        )
+        conn.commit()
+        return cur.lastrowid
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory) -> Iterator[LiveServer]:
+    """The real app under daphne on a free port, with its own databases; stopped at the end."""
+    server = start_live_app(tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture
 def add_clip(live_app):
-    """Insert a clip of real speech into the live server's capture file; returns its id.
+    """Insert a clip of real speech into the live app's capture file; returns its id.
 
     `add_clip("hello there")` speaks and stores "hello there"; `transcript=` stores another text
     (what Whisper got wrong); `blob=` stores raw bytes (None for a NULL blob).
     """
 
-    def add(spoken: str = "hello world", *, transcript: str | None = None, blob=..., is_reviewed: int = 0,
-            is_trained: int = 0, timestamp: str | None = None) -> int:
-        if blob is ...:
-            blob = zlib.compress(speech_pcm(spoken))
-        cols = ["transcript", "audio_blob", "is_reviewed", "is_trained"]
-        vals = [spoken if transcript is None else transcript, blob, is_reviewed, is_trained]
-        if timestamp is not None:
-            cols.append("timestamp")
-            vals.append(timestamp)
-        conn = live_app.db()
-        try:
-            cur = conn.execute(
-                f"INSERT INTO s2s_training_data ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals
-            )
-            conn.commit()
-            return cur.lastrowid
-        finally:
-            conn.close()
+    def add(spoken: str = "hello world", **kwargs) -> int:
+        return insert_speech_clip(live_app.s2s_path, spoken, **kwargs)
 
     return add
 
