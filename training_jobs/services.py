@@ -281,8 +281,9 @@ def run_finish_execute(run_id: int) -> None:
         artifacts = {**run.artifacts, **(done or {})}
         TrainingRun.objects.filter(pk=run_id).update(marked_trained_at=timezone.now(), artifacts=artifacts)
         log_and_publish(run_id, f"Marked {len(run.clip_ids)} clips as trained")
-    _set_status(run_id, RunStatus.SUCCEEDED, finished=True)
+    # Log before the status: whoever sees the final status finds the whole log.
     log_and_publish(run_id, "Run succeeded")
+    _set_status(run_id, RunStatus.SUCCEEDED, finished=True)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -328,18 +329,18 @@ def _set_status(run_id: int, status: str, *, started=False, finished=False, only
 
 
 def _mark_stopped(run_id: int, note: str) -> None:
-    _set_status(run_id, RunStatus.STOPPED, finished=True)
     log_and_publish(run_id, note)
+    _set_status(run_id, RunStatus.STOPPED, finished=True)
 
 
 def _mark_failed(run_id: int, exc: BaseException) -> None:
     message = f"{type(exc).__name__}: {exc}"
     logger.error("run %s failed: %s", run_id, message, exc_info=exc)
     TrainingRun.objects.filter(pk=run_id).update(error=message)
-    _set_status(run_id, RunStatus.FAILED, finished=True)
     tb = "".join(traceback.format_exception(exc)).rstrip().splitlines()[-20:]
     log_and_publish(run_id, "Run failed: " + message, level="error")
     log_and_publish(run_id, "\n".join(tb), level="error")
+    _set_status(run_id, RunStatus.FAILED, finished=True)
 
 
 def _config_of(run: TrainingRun) -> TrainConfig:

@@ -6,6 +6,7 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 
 from s2s_trainer.asgi import application
 from training_jobs import control, services
@@ -14,6 +15,14 @@ from training_jobs.pipeline.progress import Progress
 from training_jobs.relay import RunRelay
 
 pytestmark = pytest.mark.django_db(databases=["default", "s2s"], transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def close_executor_connections():
+    """The async ORM and sync_to_async open connections in asgiref's executor thread; close them,
+    or PostgreSQL refuses to drop the test database at the end."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @sync_to_async
