@@ -84,3 +84,15 @@ def capture_db(path: Path, rows: list[tuple[str, np.ndarray, int, int]]) -> Path
     conn.commit()
     conn.close()
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Six people share two cores here: torch's thread pool spinning against them made a
+    4-second run take 40. One thread keeps these tests fast and their numbers reproducible."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
