@@ -23,7 +23,8 @@ def config_form_fields() -> tuple[list[dict], list[dict]]:
         item = {
             "name": f.name, "label": f.name.replace("_", " ").capitalize(), "help": meta.get("help", ""),
             "kind": {"bool": "checkbox", "int": "number", "float": "number"}.get(kind, "text"),
-            "default": f.default, "min": meta.get("min"), "max": meta.get("max"),
+            # Numbers as Python writes them (1e-05), not localized by the template.
+            "default": f.default if kind == "bool" else str(f.default), "min": meta.get("min"), "max": meta.get("max"),
             "step": "1" if kind == "int" else "any", "choices": meta.get("choices"), "type": kind,
         }
         (main if f.name in MAIN_FIELDS else advanced).append(item)
