@@ -96,7 +96,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_weigh
     assert not (tmp_path / "killed" / "model").exists()
 
     resumed = train(config, snap.path, tmp_path / "killed", checkpoint_dir=tmp_path / "ck")
-    straight = train(config, snap.path, tmp_path / "straight", checkpoint_dir=tmp_path / "ck-straight")
+    train(config, snap.path, tmp_path / "straight", checkpoint_dir=tmp_path / "ck-straight")
     assert json.loads((resumed.model_dir / "s2s_metadata.json").read_text())["resumed_from"] == "step-0000002"
     assert_same(final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed"))
 

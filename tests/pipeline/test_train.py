@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.pipeline.training_fixtures import one_torch_thread, record, records, tiny_whisper  # noqa: F401
+from tests.pipeline.training_fixtures import one_torch_thread, record, records, tiny_whisper_fixture  # noqa: F401
 from training_jobs.pipeline.config import TrainConfig
 from training_jobs.pipeline.data import prepare_snapshot
 from training_jobs.pipeline.progress import LocalControl, RunStopped

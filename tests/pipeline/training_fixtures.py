@@ -57,8 +57,8 @@ def make_tiny_whisper(path: Path, *, seed: int = 0, dropout: float = 0.0) -> Pat
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_whisper(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session", name="tiny_whisper")
+def tiny_whisper_fixture(tmp_path_factory) -> Path:
     return make_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper"))
 
 
