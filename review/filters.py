@@ -136,15 +136,15 @@ class ClipQuery:
             out.append(("flags", "COALESCE(is_trained, 0) " + ("!= 0" if f.trained else "= 0"), []))
         lo, hi = date_bounds(f.date_from, f.date_to)
         if lo is not None:
-            out.append(("ts", "timestamp >= ?", [lo]))
+            out.append(("ts", "timestamp >= %s", [lo]))
         if hi is not None:
-            out.append(("ts", "timestamp < ?", [hi]))
+            out.append(("ts", "timestamp < %s", [hi]))
         if f.id_min is not None:
-            out.append(("any", "id >= ?", [f.id_min]))
+            out.append(("any", "id >= %s", [f.id_min]))
         if f.id_max is not None:
-            out.append(("any", "id <= ?", [f.id_max]))
+            out.append(("any", "id <= %s", [f.id_max]))
         if f.q:
-            out.append(("text", "transcript LIKE ? ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
+            out.append(("text", "transcript LIKE %s ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
         if f.has_problem is not None:
             out.append(("any", PROBLEM_SQL if f.has_problem else f"NOT {PROBLEM_SQL}", []))
         return out
@@ -174,7 +174,7 @@ class ClipQuery:
         where, params = self.where()
         sql = f"SELECT id FROM {_SOURCES[self.driver]}{where}{self.order_by()}"
         if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
+            sql += " LIMIT %s OFFSET %s"
             params = [*params, limit, offset]
         return sql, params
 
@@ -184,7 +184,7 @@ class ClipQuery:
         if self.f.by_timestamp:
             cond = self._after_ts(raw_timestamp, clip_id) if ascending else self._before_ts(raw_timestamp, clip_id)
         else:
-            cond = ("any", "id > ?" if ascending else "id < ?", [clip_id])
+            cond = ("any", "id > %s" if ascending else "id < %s", [clip_id])
         where, params = self.where([cond])
         return f"SELECT id FROM {_SOURCES[self.driver]}{where}{self.order_by(reverse=not forward)} LIMIT 1", params
 
@@ -192,11 +192,11 @@ class ClipQuery:
     @staticmethod
     def _after_ts(ts, clip_id):
         if ts is None:
-            return ("ts", "((timestamp IS NULL AND id > ?) OR timestamp IS NOT NULL)", [clip_id])
-        return ("ts", "(timestamp >= ? AND (timestamp > ? OR id > ?))", [ts, ts, clip_id])
+            return ("ts", "((timestamp IS NULL AND id > %s) OR timestamp IS NOT NULL)", [clip_id])
+        return ("ts", "(timestamp >= %s AND (timestamp > %s OR id > %s))", [ts, ts, clip_id])
 
     @staticmethod
     def _before_ts(ts, clip_id):
         if ts is None:
-            return ("ts", "(timestamp IS NULL AND id < ?)", [clip_id])
-        return ("ts", "(timestamp IS NULL OR (timestamp <= ? AND (timestamp < ? OR id < ?)))", [ts, ts, clip_id])
+            return ("ts", "(timestamp IS NULL AND id < %s)", [clip_id])
+        return ("ts", "(timestamp IS NULL OR (timestamp <= %s AND (timestamp < %s OR id < %s)))", [ts, ts, clip_id])

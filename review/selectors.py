@@ -45,11 +45,17 @@ class ClipNotFound(LookupError):
 
 
 def _cursor():
+    """A raw cursor on the capture file.
+
+    Timestamps are selected as `+timestamp`: Django's SQLite backend converts columns declared
+    DATETIME into datetimes (None for garbage, an exception for `2025-13-45`), and a bad row must
+    reach `parse_timestamp` exactly as stored. Unary plus returns the stored value unchanged.
+    """
     return connections[DB].cursor()
 
 
 def _placeholders(n: int) -> str:
-    return ", ".join("?" * n)
+    return ", ".join(["%s"] * n)
 
 
 @dataclass
@@ -138,7 +144,7 @@ def clip_rows(ids: list[int]) -> list[ClipRow]:
             ).fetchall()
         }
         stamps = dict(cur.execute(
-            f"SELECT id, timestamp FROM {CLIP_TABLE} INDEXED BY {TIMESTAMP_INDEX} WHERE id IN ({marks})", ids
+            f"SELECT id, +timestamp FROM {CLIP_TABLE} INDEXED BY {TIMESTAMP_INDEX} WHERE id IN ({marks})", ids
         ).fetchall())
         meta = {
             r[0]: r for r in cur.execute(
@@ -224,20 +230,20 @@ def clip_measure(blob, *, blob_length: int | None = None) -> ClipMeasure:
 def clip_blob(clip_id: int):
     """(blob, version) for audio and peaks; ClipNotFound when the row is gone."""
     with _cursor() as cur:
-        row = cur.execute(f"SELECT audio_blob FROM {CLIP_TABLE} WHERE id = ?", [clip_id]).fetchone()
+        row = cur.execute(f"SELECT audio_blob FROM {CLIP_TABLE} WHERE id = %s", [clip_id]).fetchone()
         if row is None:
             raise ClipNotFound(clip_id)
-        version = cur.execute(f"SELECT version FROM {META_TABLE} WHERE clip_id = ?", [clip_id]).fetchone()
+        version = cur.execute(f"SELECT version FROM {META_TABLE} WHERE clip_id = %s", [clip_id]).fetchone()
     return row[0], (version[0] if version else 1)
 
 
 def clip_audio_tag(clip_id: int) -> tuple[int, int | None]:
     """(version, blob length) without reading the blob: enough for an ETag and a 304."""
     with _cursor() as cur:
-        row = cur.execute(f"SELECT length(audio_blob) FROM {CLIP_TABLE} WHERE id = ?", [clip_id]).fetchone()
+        row = cur.execute(f"SELECT length(audio_blob) FROM {CLIP_TABLE} WHERE id = %s", [clip_id]).fetchone()
         if row is None:
             raise ClipNotFound(clip_id)
-        version = cur.execute(f"SELECT version FROM {META_TABLE} WHERE clip_id = ?", [clip_id]).fetchone()
+        version = cur.execute(f"SELECT version FROM {META_TABLE} WHERE clip_id = %s", [clip_id]).fetchone()
     return (version[0] if version else 1), row[0]
 
 
@@ -282,14 +288,14 @@ def clip_get(clip_id: int, filters: ClipFilters | None = None, *, neighbours: bo
     filters = filters or ClipFilters()
     with _cursor() as cur:
         row = cur.execute(
-            f"SELECT id, transcript, is_reviewed, is_trained, timestamp, typeof(audio_blob) = 'null', length(audio_blob)"
-            f" FROM {CLIP_TABLE} WHERE id = ?", [clip_id],
+            f"SELECT id, transcript, is_reviewed, is_trained, +timestamp, typeof(audio_blob) = 'null', length(audio_blob)"
+            f" FROM {CLIP_TABLE} WHERE id = %s", [clip_id],
         ).fetchone()
         if row is None:
             raise ClipNotFound(clip_id)
         meta = cur.execute(
             f"SELECT original_transcript, version, duration_s, problem, blob_length, {', '.join(METRIC_FIELDS)}"
-            f" FROM {META_TABLE} WHERE clip_id = ?", [clip_id],
+            f" FROM {META_TABLE} WHERE clip_id = %s", [clip_id],
         ).fetchone()
     _, transcript, is_reviewed, is_trained, raw_ts, blob_null, blob_length = row
     transcript = _text(transcript)
@@ -328,7 +334,7 @@ def clips_lacking_meta(limit: int) -> list[int]:
     with _cursor() as cur:
         return [r[0] for r in cur.execute(
             f"SELECT id FROM {CLIP_TABLE} INDEXED BY {ID_INDEX} WHERE id NOT IN"
-            f" (SELECT clip_id FROM {META_TABLE} WHERE duration_s IS NOT NULL OR problem != '') ORDER BY id LIMIT ?",
+            f" (SELECT clip_id FROM {META_TABLE} WHERE duration_s IS NOT NULL OR problem != '') ORDER BY id LIMIT %s",
             [limit],
         ).fetchall()]
 
@@ -354,7 +360,8 @@ def iter_export(filters: ClipFilters, batch: int = 20) -> Iterator[tuple[ClipRow
 
 
 def trash_list():
-    return TrashedClip.objects.using(DB).defer("audio_blob").order_by("-id")
+    # `timestamp` is deferred: the DATETIME converter would choke on a bad stored value.
+    return TrashedClip.objects.using(DB).defer("audio_blob", "timestamp").order_by("-id")
 
 
 def _local_midnight() -> datetime:

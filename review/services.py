@@ -137,7 +137,7 @@ def _bump_versions(cur, ids: Iterable[int], now) -> None:
     """New version for clips changed in bulk (trash, restore, admin actions): stale ETags then fail."""
     stamp = connections[DB].ops.adapt_datetimefield_value(now)
     cur.executemany(
-        f"INSERT INTO {META_TABLE} (clip_id, version, updated_at) VALUES (?, 2, ?)"
+        f"INSERT INTO {META_TABLE} (clip_id, version, updated_at) VALUES (%s, 2, %s)"
         " ON CONFLICT(clip_id) DO UPDATE SET version = version + 1, updated_at = excluded.updated_at",
         [(i, stamp) for i in ids],
     )
@@ -163,7 +163,7 @@ def clip_update(clip_id: int, user, if_match=None, *, transcript=None, is_review
 
     def work():
         with connections[DB].cursor() as cur:
-            row = cur.execute(f"SELECT transcript, is_reviewed FROM {CLIP_TABLE} WHERE id = ?", [clip_id]).fetchone()
+            row = cur.execute(f"SELECT transcript, is_reviewed FROM {CLIP_TABLE} WHERE id = %s", [clip_id]).fetchone()
             if row is None:
                 raise ClipNotFound(clip_id)
             meta = _meta_for(clip_id)
@@ -175,16 +175,16 @@ def clip_update(clip_id: int, user, if_match=None, *, transcript=None, is_review
             if transcript is not None and transcript != old_text:
                 if meta.original_transcript is None:
                     meta.original_transcript = old_text if old_text is not None else ""
-                sets.append("transcript = ?")
+                sets.append("transcript = %s")
                 params.append(transcript)
                 edits.append(("transcript", old_text, transcript))
             if is_reviewed is not None and bool(is_reviewed) != was_reviewed:
-                sets.append("is_reviewed = ?")
+                sets.append("is_reviewed = %s")
                 params.append(int(bool(is_reviewed)))
                 edits.append(("is_reviewed", str(int(was_reviewed)), str(int(bool(is_reviewed)))))
                 meta.reviewed_at, meta.reviewed_by = (now, username) if is_reviewed else (None, "")
             if sets:
-                cur.execute(f"UPDATE {CLIP_TABLE} SET {', '.join(sets)} WHERE id = ?", [*params, clip_id])
+                cur.execute(f"UPDATE {CLIP_TABLE} SET {', '.join(sets)} WHERE id = %s", [*params, clip_id])
         ClipEdit.objects.using(DB).bulk_create([
             ClipEdit(clip_id=clip_id, username=username, field=f, old_value=o, new_value=n, created_at=now)
             for f, o, n in edits
@@ -217,7 +217,7 @@ def clips_set_flags(ids: Iterable[int], user, *, is_reviewed: bool | None = None
         changed: set[int] = set()
         edits = []
         with connections[DB].cursor() as cur:
-            marks = ", ".join("?" * len(ids))
+            marks = ", ".join(["%s"] * len(ids))
             current = cur.execute(
                 f"SELECT id, is_reviewed, is_trained FROM {CLIP_TABLE} INDEXED BY {FLAGS_INDEX} WHERE id IN ({marks})", ids
             ).fetchall()
@@ -232,12 +232,12 @@ def clips_set_flags(ids: Iterable[int], user, *, is_reviewed: bool | None = None
                 return 0
             todo = sorted(changed)
             sets = ", ".join(f"{col} = {int(bool(v))}" for col, v in columns.items())
-            cur.execute(f"UPDATE {CLIP_TABLE} SET {sets} WHERE id IN ({', '.join('?' * len(todo))})", todo)
+            cur.execute(f"UPDATE {CLIP_TABLE} SET {sets} WHERE id IN ({', '.join(['%s'] * len(todo))})", todo)
             _bump_versions(cur, todo, now)
             if is_reviewed is not None:
                 stamp = connections[DB].ops.adapt_datetimefield_value(now) if is_reviewed else None
                 cur.executemany(
-                    f"UPDATE {META_TABLE} SET reviewed_at = ?, reviewed_by = ? WHERE clip_id = ?",
+                    f"UPDATE {META_TABLE} SET reviewed_at = %s, reviewed_by = %s WHERE clip_id = %s",
                     [(stamp, username if is_reviewed else "", i) for i in todo],
                 )
         ClipEdit.objects.using(DB).bulk_create(edits)
@@ -254,17 +254,17 @@ def clip_trash(clip_id: int, user) -> int:
         now = timezone.now()
         with connections[DB].cursor() as cur:
             row = cur.execute(
-                f"SELECT transcript, audio_blob, is_reviewed, is_trained, timestamp FROM {CLIP_TABLE} WHERE id = ?", [clip_id]
+                f"SELECT transcript, audio_blob, is_reviewed, is_trained, +timestamp FROM {CLIP_TABLE} WHERE id = %s", [clip_id]
             ).fetchone()
             if row is None:
                 raise ClipNotFound(clip_id)
             cur.execute(
                 f"INSERT INTO {TRASH_TABLE} (clip_id, transcript, audio_blob, is_reviewed, is_trained, timestamp,"
-                " deleted_at, deleted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " deleted_at, deleted_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [clip_id, *row, connections[DB].ops.adapt_datetimefield_value(now), username],
             )
             trash_id = cur.lastrowid
-            cur.execute(f"DELETE FROM {CLIP_TABLE} WHERE id = ?", [clip_id])
+            cur.execute(f"DELETE FROM {CLIP_TABLE} WHERE id = %s", [clip_id])
             _bump_versions(cur, [clip_id], now)
         ClipEdit.objects.using(DB).create(clip_id=clip_id, username=username, field="trashed",
                                           old_value=None, new_value=str(trash_id), created_at=now)
@@ -292,24 +292,24 @@ def clip_restore(trash_id: int, user) -> int:
         now = timezone.now()
         with connections[DB].cursor() as cur:
             row = cur.execute(
-                f"SELECT clip_id, transcript, audio_blob, is_reviewed, is_trained, timestamp FROM {TRASH_TABLE} WHERE id = ?",
+                f"SELECT clip_id, transcript, audio_blob, is_reviewed, is_trained, +timestamp FROM {TRASH_TABLE} WHERE id = %s",
                 [trash_id],
             ).fetchone()
             if row is None:
                 raise TrashNotFound(trash_id)
             clip_id = row[0]
-            if cur.execute(f"SELECT 1 FROM {CLIP_TABLE} WHERE id = ?", [clip_id]).fetchone():
+            if cur.execute(f"SELECT 1 FROM {CLIP_TABLE} WHERE id = %s", [clip_id]).fetchone():
                 raise ClipIdTaken(
                     f"Cannot restore: clip id {clip_id} is in use by another row now. The trashed clip stays in the trash."
                 )
             try:
                 cur.execute(
                     f"INSERT INTO {CLIP_TABLE} (id, transcript, audio_blob, is_reviewed, is_trained, timestamp)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", list(row),
+                    " VALUES (%s, %s, %s, %s, %s, %s)", list(row),
                 )
             except IntegrityError as e:
                 raise ClipIdTaken(f"Cannot restore: clip id {clip_id} is in use ({e}).") from None
-            cur.execute(f"DELETE FROM {TRASH_TABLE} WHERE id = ?", [trash_id])
+            cur.execute(f"DELETE FROM {TRASH_TABLE} WHERE id = %s", [trash_id])
             _bump_versions(cur, [clip_id], now)
         ClipEdit.objects.using(DB).create(clip_id=clip_id, username=username, field="restored",
                                           old_value=str(trash_id), new_value=None, created_at=now)
@@ -332,11 +332,11 @@ def trash_purge(trash_ids: Iterable[int] | None = None, *, older_than_days: floa
             ids = [int(i) for i in trash_ids]
             if not ids:
                 return 0
-            where.append(f"id IN ({', '.join('?' * len(ids))})")
+            where.append(f"id IN ({', '.join(['%s'] * len(ids))})")
             params += ids
         if older_than_days is not None:
             cutoff = timezone.now() - timedelta(days=older_than_days)
-            where.append("deleted_at < ?")
+            where.append("deleted_at < %s")
             params.append(connections[DB].ops.adapt_datetimefield_value(cutoff))
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         with connections[DB].cursor() as cur:
@@ -344,7 +344,7 @@ def trash_purge(trash_ids: Iterable[int] | None = None, *, older_than_days: floa
             cur.execute(f"DELETE FROM {TRASH_TABLE}{clause}", params)
             purged = cur.rowcount
             if clip_ids:
-                marks = ", ".join("?" * len(clip_ids))
+                marks = ", ".join(["%s"] * len(clip_ids))
                 cur.execute(
                     f"DELETE FROM {META_TABLE} WHERE clip_id IN ({marks}) AND clip_id NOT IN (SELECT id FROM {CLIP_TABLE})",
                     clip_ids,
@@ -361,7 +361,7 @@ def trash_purge_one(trash_id: int) -> None:
 
 _UPSERT_META = (
     f"INSERT INTO {META_TABLE} (clip_id, blob_length, duration_s, problem, {', '.join(METRIC_FIELDS)})"
-    f" VALUES (?, ?, ?, ?, {', '.join('?' * len(METRIC_FIELDS))})"
+    f" VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(METRIC_FIELDS))})"
     " ON CONFLICT(clip_id) DO UPDATE SET blob_length = excluded.blob_length, duration_s = excluded.duration_s,"
     " problem = excluded.problem, " + ", ".join(f"{k} = excluded.{k}" for k in METRIC_FIELDS)
 )

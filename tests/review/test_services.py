@@ -105,7 +105,7 @@ def test_update_of_a_missing_clip_is_not_found(s2s_db, alice):
 
 def test_trash_moves_the_whole_row_and_restore_brings_back_same_id_and_bytes(insert_clip, alice, s2s_db):
     blob = blob_of(tone(1.0))
-    clip_id = insert_clip("to trash", blob=blob, is_reviewed=1, is_trained=1, timestamp="2025-10-04 14:23:15")
+    clip_id = insert_clip("to trash", blob=blob, is_reviewed=1, is_trained=1, timestamp="2025-10-04T14:23:15.5Z")
     insert_clip("neighbour")
     before = row(s2s_db, clip_id)
     trash_id = services.clip_trash(clip_id, alice)
@@ -118,10 +118,11 @@ def test_trash_moves_the_whole_row_and_restore_brings_back_same_id_and_bytes(ins
     assert ClipEdit.objects.filter(clip_id=clip_id, field="restored").exists()
 
 
-def test_trash_keeps_null_values_exactly(insert_clip, alice, s2s_db):
-    clip_id = insert_clip(None, blob=None, timestamp=None)
+@pytest.mark.parametrize("timestamp", [None, "2025-13-45 10:00:00", "garbage", 1728052995])
+def test_trash_keeps_odd_values_exactly(insert_clip, alice, s2s_db, timestamp):
+    clip_id = insert_clip(None, blob=None, timestamp=timestamp)
     services.clip_restore(services.clip_trash(clip_id, alice), alice)
-    assert row(s2s_db, clip_id) == (clip_id, None, None, 0, 0, None)
+    assert row(s2s_db, clip_id) == (clip_id, None, None, 0, 0, timestamp)
 
 
 def test_restore_refuses_an_id_in_use_and_keeps_the_trash(insert_clip, alice, s2s_db):
