@@ -33,12 +33,17 @@ const state = {
   loadToken: 0,
 };
 const prefetch = new Prefetcher();
+// Observable from outside (tests, the benchmark): the last prefetched clip, ready to show at once.
+prefetch.onReady = (id) => {
+  root.dataset.prefetched = String(id);
+  if (id === state.entry?.next_id) prefetch.audioReady(id)?.then((url) => { if (id === state.entry?.next_id) player.preload(url); });
+};
 const session = new SessionStats();
 initToasts($("toasts"));
 
 const editor = $("editor");
 const player = new Player({
-  audio: $("audio"), play: $("btn-play"), stop: $("btn-stop"), seek: $("seek"),
+  audio: $("audio"), standby: $("audio-standby"), play: $("btn-play"), stop: $("btn-stop"), seek: $("seek"),
   current: $("time-current"), total: $("time-total"), volume: $("volume"), speed: $("speed"),
   download: $("download"),
 });

@@ -1,5 +1,9 @@
-// The audio player: one <audio> element driven by our own controls (play/pause/stop, seek bar,
+// The audio player: an <audio> element driven by our own controls (play/pause/stop, seek bar,
 // time, volume, speed, download), so every control has a label and a shortcut.
+//
+// A second, hidden element stands by with the next clip already loaded (`preload`): moving on
+// swaps the two, so the next clip starts without the media pipeline's start-up delay. The
+// element on duty always carries id="audio".
 
 export function formatTime(s) {
   if (!Number.isFinite(s) || s < 0) s = 0;
@@ -9,8 +13,8 @@ export function formatTime(s) {
 }
 
 export class Player {
-  constructor({ audio, play, stop, seek, current, total, volume, speed, download }) {
-    Object.assign(this, { audio, playBtn: play, stopBtn: stop, seek, current, total, volume, speed, download });
+  constructor({ audio, standby, play, stop, seek, current, total, volume, speed, download }) {
+    Object.assign(this, { audio, standby, playBtn: play, stopBtn: stop, seek, current, total, volume, speed, download });
     this.listeners = new Set();
     this.knownDuration = 0;
     this.seeking = false;
@@ -18,13 +22,18 @@ export class Player {
     this.stopBtn.addEventListener("click", () => this.stop());
     this.seek.addEventListener("input", () => { this.seeking = true; this.current.textContent = formatTime(+this.seek.value); });
     this.seek.addEventListener("change", () => { this.seeking = false; this.seekTo(+this.seek.value); });
-    this.volume.addEventListener("input", () => { this.audio.volume = +this.volume.value; remember("volume", this.volume.value); });
+    this.volume.addEventListener("input", () => {
+      this.audio.volume = this.standby.volume = +this.volume.value;
+      remember("volume", this.volume.value);
+    });
     this.speed.addEventListener("change", () => { this.audio.playbackRate = +this.speed.value; remember("speed", this.speed.value); });
-    for (const ev of ["timeupdate", "durationchange", "loadedmetadata", "play", "pause", "ended", "seeked"]) {
-      this.audio.addEventListener(ev, () => this.refresh());
+    for (const el of [this.audio, this.standby]) {
+      for (const ev of ["timeupdate", "durationchange", "loadedmetadata", "play", "pause", "ended", "seeked"]) {
+        el.addEventListener(ev, () => { if (el === this.audio) this.refresh(); });
+      }
     }
     const v = recall("volume"), r = recall("speed");
-    if (v !== null) { this.volume.value = v; this.audio.volume = +v; }
+    if (v !== null) { this.volume.value = v; this.audio.volume = this.standby.volume = +v; }
     if (r !== null) { this.speed.value = r; }
   }
 
@@ -32,13 +41,38 @@ export class Player {
   load(src, { durationS = 0, downloadUrl = "" } = {}) {
     this.audio.pause();
     this.knownDuration = durationS || 0;
-    if (src) this.audio.src = src; else this.audio.removeAttribute("src");
+    if (src && this.standby.getAttribute("src") === src) {
+      this.swap();
+    } else if (src) {
+      this.audio.src = src;
+    } else {
+      this.audio.removeAttribute("src");
+    }
     this.audio.playbackRate = +this.speed.value;
     this.audio.defaultPlaybackRate = +this.speed.value;
-    if (src) this.audio.load();
+    if (src && this.audio.readyState === 0) this.audio.load();
     this.download.href = downloadUrl || "#";
     this.download.toggleAttribute("aria-disabled", !downloadUrl);
     this.refresh();
+  }
+
+  /** Load `src` (a Blob URL of the next clip) into the standby element, ready to swap in. */
+  preload(src) {
+    if (!src || this.standby.getAttribute("src") === src || this.audio.getAttribute("src") === src) return;
+    this.standby.preload = "auto";
+    this.standby.src = src;
+    this.standby.load();
+  }
+
+  swap() {
+    const old = this.audio;
+    this.audio = this.standby;
+    this.standby = old;
+    old.id = "audio-standby";
+    this.audio.id = "audio";
+    this.audio.currentTime = 0;
+    old.removeAttribute("src");
+    old.load();  // release the previous clip's decoder
   }
 
   get duration() {

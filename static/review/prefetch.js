@@ -11,6 +11,7 @@ export class Prefetcher {
   constructor() {
     this.items = new Map();   // id -> {entry, entryAt, peaks: Map(width -> promise), audio: promise}
     this.order = [];          // ids by last use, for freeing audio
+    this.onReady = null;      // (id) => void, once a clip's JSON, peaks and audio are all here
   }
 
   item(id) {
@@ -28,10 +29,10 @@ export class Prefetcher {
     this.entry(id, filters);
     const it = this.item(id);
     it.entry.then((e) => {
-      if (!e || e.problem) return;
-      this.peaks(e, width);
+      if (!e || e.problem) return null;
       if (!it.audio) it.audio = fetchAudioBlobUrl(e).catch(() => null);
-    }).catch(() => {});
+      return Promise.all([this.peaks(e, width), it.audio]);
+    }).then((ready) => { if (ready && this.onReady) this.onReady(id); }).catch(() => {});
   }
 
   entry(id, filters) {

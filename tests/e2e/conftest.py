@@ -13,7 +13,8 @@ gets a fresh browser context (cookies, sessionStorage) and adds its own clips, s
 see each other's state as long as they look only at their own clip ids (pass `id_min`/`id_max`
 in the page URL to scope the page's navigation to them). Read and write clips with
 `live_app.db()` (sqlite3) or the API, not the Django ORM: while Playwright runs, this thread has a
-running event loop and Django refuses synchronous queries.
+running event loop and Django refuses synchronous queries. The pages run under the real CSP
+(no eval): give `page.wait_for_function` an arrow function ("() => ..."), not a bare expression.
 """
 from __future__ import annotations
 

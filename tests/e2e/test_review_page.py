@@ -40,7 +40,7 @@ def open_review(page, ids, *, show=None, extra=""):
     show = ids[0] if show is None else show
     page.goto(f"/?id_min={min(ids)}&id_max={max(ids)}&id={show}{extra}")
     expect(page.locator("#entry-id")).to_have_text(str(show))
-    page.wait_for_function("document.getElementById('review-app').dataset.ready === '1'")
+    page.wait_for_function("() => document.getElementById('review-app').dataset.ready === '1'")
 
 
 def shown(page):
@@ -391,10 +391,13 @@ def test_the_next_clip_is_prefetched(page, add_clip):
     page.on("request", lambda r: re.search(rf"/api/entries/{b}/audio", r.url) and audio_requests.append(r.url))
     open_review(page, [a, b])
     wait_until(lambda: audio_requests, message="prefetch of the next clip's audio", page=page)
-    page.uncheck("#autoplay")
+    page.wait_for_function(f"() => document.getElementById('review-app').dataset.prefetched === '{b}'")
     page.click("#btn-next")
     expect(page.locator("#entry-id")).to_have_text(str(b))
+    # Played from memory, and (autoplay) it really plays.
     assert page.evaluate("document.getElementById('audio').src").startswith("blob:")
+    wait_until(lambda: page.evaluate("document.getElementById('audio').currentTime") > 0.3,
+               message="the next clip playing", page=page)
 
 
 # ----------------------------------------------------------------------------- layout

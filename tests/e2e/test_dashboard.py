@@ -1,0 +1,88 @@
+"""The training dashboard in a real Chromium against the real stack: daphne (ASGI, websockets),
+a real Celery worker serving both queues, Redis on loopback, SQLite files, the stand-in
+pipeline body (real Progress events and RunControl, seconds instead of hours).
+
+Overrides the shared `live_app` fixture for this module only: the server and the worker need
+the stand-in pipeline and a Redis db of their own, set before they start.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+import redis
+
+from tests.e2e.conftest import insert_speech_clip, start_live_app
+from tests.training_jobs.processes import start_worker, stop_process
+
+REDIS_E2E_URL = os.environ.get("S2S_E2E_REDIS_URL", "redis://127.0.0.1:6379/10")
+STACK_ENV = {
+    "REDIS_URL": REDIS_E2E_URL,
+    "CELERY_BROKER_URL": REDIS_E2E_URL,
+    "CELERY_RESULT_BACKEND": REDIS_E2E_URL,
+    "S2S_TRAINING_PIPELINE": "tests.training_jobs.standin.StandInPipeline",
+    "S2S_STANDIN_STEP_S": "0.05",
+}
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory):
+    redis.Redis.from_url(REDIS_E2E_URL).flushdb()
+    saved = {k: os.environ.get(k) for k in STACK_ENV}
+    os.environ.update(STACK_ENV)
+    try:
+        server = start_live_app(tmp_path_factory.mktemp("dashboard"))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    worker_log = server.log_path.with_name("worker.log")
+    try:
+        worker = start_worker({**server.env, **STACK_ENV}, worker_log, f"e2e-{os.getpid()}")
+    except Exception:
+        server.stop()
+        raise
+    server.worker_log = worker_log
+    yield server
+    stop_process(worker)
+    server.stop()
+    redis.Redis.from_url(REDIS_E2E_URL).flushdb()
+
+
+def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
+    for text in ("turn the lights on", "what is the weather like"):
+        insert_speech_clip(live_app.s2s_path, text, is_reviewed=1)
+
+    page.goto("/training/")
+    page.wait_for_selector("#runs-table tbody td")  # the module has run and loaded history
+    assert "2 reviewed clips ready" in re.sub(r"\s+", " ", page.inner_text("#data-status"))
+    page.click("details > summary")
+    page.fill("#cfg-max_steps", "400")
+    page.fill("#cfg-learning_rate", "2e-5")
+    page.click("#start-button")
+
+    page.wait_for_function("() => document.querySelector('#run-status').textContent === 'training'", timeout=20000)
+    page.wait_for_function("() => document.querySelector('#run-progress').value > 0", timeout=10000)
+    first = page.eval_on_selector("#run-progress", "el => el.value")
+    page.wait_for_function(f"() => document.querySelector('#run-progress').value > {first}", timeout=5000)
+    page.wait_for_function("() => document.querySelector('#m-train_loss').textContent !== '—'")
+    page.wait_for_function("() => document.querySelector('#m-wer').textContent !== '—'", timeout=10000)
+    assert "live" in page.inner_text("#connection")  # updates came over the websocket
+    assert "queued by reviewer" in page.inner_text("#run-log")
+    assert page.locator("#chart-loss canvas").count() == 1 and page.locator("#chart-wer canvas").count() == 1
+    page.screenshot(path=str(screenshot_dir / "training-dashboard-running.png"), full_page=True)
+
+    page.click("#stop-button")
+
+    page.wait_for_function("() => document.querySelector('#run-status').textContent === 'stopped'", timeout=5000)
+    assert page.is_enabled("#resume-button") and page.is_disabled("#stop-button")
+    page.wait_for_function("() => document.querySelector('#run-log').textContent.includes('checkpoint')")
+    page.wait_for_function(
+        "() => document.querySelector('#runs-table tbody tr td:nth-child(2)').textContent === 'stopped'")
+    step = int(page.eval_on_selector("#run-progress", "el => el.value"))
+    assert 0 < step < 100
+    assert page.errors.exceptions == [] and page.errors.console == []
+    assert "Traceback" not in live_app.worker_log.read_text()
