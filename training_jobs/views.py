@@ -12,6 +12,9 @@ from training_jobs.pipeline.config import PRESETS, TrainConfig
 
 # The options shown up front (the spec's dashboard); the rest go under "Advanced".
 MAIN_FIELDS = ("base_model", "learning_rate", "batch_size", "epochs", "val_split")
+LABELS = {"val_split": "Validation split", "test_split": "Test split", "epochs": "Max epochs", "lora": "LoRA",
+          "lora_rank": "LoRA rank", "grad_accum": "Gradient accumulation", "augment_noise_snr_db": "Augment noise SNR (dB)",
+          "eval_every": "Validate every", "num_workers": "Data loader workers"}
 
 
 def config_form_fields() -> tuple[list[dict], list[dict]]:
@@ -21,7 +24,7 @@ def config_form_fields() -> tuple[list[dict], list[dict]]:
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         meta = f.metadata
         item = {
-            "name": f.name, "label": f.name.replace("_", " ").capitalize(), "help": meta.get("help", ""),
+            "name": f.name, "label": LABELS.get(f.name, f.name.replace("_", " ").capitalize()), "help": meta.get("help", ""),
             "kind": {"bool": "checkbox", "int": "number", "float": "number"}.get(kind, "text"),
             # Numbers as Python writes them (1e-05), not localized by the template.
             "default": f.default if kind == "bool" else str(f.default), "min": meta.get("min"), "max": meta.get("max"),

@@ -88,7 +88,9 @@ function renderProgress(p) {
   const epoch = p.epoch !== null && p.epoch !== undefined ? ` · epoch ${fmt(p.epoch, 2)}` : "";
   $("run-step").textContent = p.total ? `step ${p.step}/${p.total}${epoch}` : "";
   $("run-stage").textContent = p.stage ? `(${p.stage})` : "";
-  $("run-eta").textContent = p.eta_s !== null && p.eta_s !== undefined ? fmtDuration(p.eta_s) : "—";
+  // Evaluation events carry no ETA: keep the last estimate rather than flicker to a dash.
+  if (p.eta_s !== null && p.eta_s !== undefined) $("run-eta").textContent = fmtDuration(p.eta_s);
+  else if (p.stage === "done" || FINAL.has(state.status)) $("run-eta").textContent = "—";
   for (const name of METRICS) {
     if (p[name] === null || p[name] === undefined) continue;
     let text = fmt(p[name], name === "samples_per_s" ? 1 : 4);
@@ -119,6 +121,7 @@ function resetRunView(run) {
   state.logOffset = 0;
   state.points = [];
   $("run-log").textContent = "";
+  $("run-eta").textContent = "—";
   for (const name of METRICS) $(`m-${name}`).textContent = "—";
   $("run-label").textContent = `run ${run.id}`;
   $("dashboard").dataset.run = run.id;
@@ -143,13 +146,14 @@ function ensureCharts() {
   const lossEl = $("chart-loss");
   const werEl = $("chart-wer");
   const axes = [{ label: "step" }, {}];
+  const scales = { x: { time: false } };
   state.charts.loss = new uPlot({
-    width: chartWidth(lossEl), height: 220, axes,
+    width: chartWidth(lossEl), height: 220, axes, scales,
     series: [{ label: "step" }, { label: "train loss", stroke: "#2563eb", spanGaps: true },
              { label: "val loss", stroke: "#dc2626", spanGaps: true, points: { show: true } }],
   }, [[], [], []], lossEl);
   state.charts.wer = new uPlot({
-    width: chartWidth(werEl), height: 220, axes,
+    width: chartWidth(werEl), height: 220, axes, scales,
     series: [{ label: "step" }, { label: "WER", stroke: "#15803d", spanGaps: true, points: { show: true } }],
   }, [[], []], werEl);
   window.addEventListener("resize", () => {
@@ -233,7 +237,8 @@ function onMessage(msg) {
       break;
     case "status":
       renderStatus(msg.status, msg.error);
-      if (FINAL.has(msg.status)) { loadRuns(); loadDataStatus(); refreshRun(state.runId); }
+      loadRuns();
+      if (FINAL.has(msg.status)) { loadDataStatus(); refreshRun(state.runId); }
       break;
     case "error":
       $("run-error").textContent = msg.message;

@@ -8,14 +8,13 @@ the worker is pointed at the `test_…` database pytest-django created.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import redis
+
+from tests.training_jobs.processes import start_worker, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_TEST_URL = os.environ.get("S2S_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -30,18 +29,6 @@ def pytest_configure(config):
     settings_dict = connections["default"].settings_dict
     if settings_dict["ENGINE"].endswith("sqlite3") and not settings_dict["TEST"].get("NAME"):
         settings_dict["TEST"]["NAME"] = str(_TEST_DB_FILE)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll until predicate() is truthy; return its value or fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -103,35 +90,6 @@ def worker_env(training_env, db_url: str) -> dict:
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),
     }
-
-
-def start_worker(env: dict, log_path: Path, name: str) -> subprocess.Popen:
-    """A real `celery worker -Q data,gpu` (prefork, prefetch 1), returned once it says ready."""
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "s2s_trainer", "worker", "-Q", "data,gpu", "-c", "2",
-         "--prefetch-multiplier", "1", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-n", f"{name}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: proc.poll() is not None or "ready." in log_path.read_text(), timeout=60, what="celery worker")
-    except AssertionError:
-        stop_process(proc)
-        raise
-    if proc.poll() is not None:
-        raise RuntimeError(f"celery worker exited: {log_path.read_text()[-3000:]}")
-    return proc
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.training_jobs.conftest import wait_for
+from tests.training_jobs.processes import wait_for
 from training_jobs.models import RunLogLine, RunMetric, TrainingRun
 
 pytestmark = pytest.mark.django_db(databases=["default", "s2s"], transaction=True)
