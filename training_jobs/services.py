@@ -71,9 +71,11 @@ class RealPipeline:
         from training_jobs.pipeline.data import prepare_snapshot
         from training_jobs.pipeline.source import read_reviewed_clips
 
-        records, _excluded_at_read = read_reviewed_clips(s2s_path, only_untrained=config.only_untrained)
-        info = prepare_snapshot(records, config, out_dir, on_progress=on_progress)
-        out = to_jsonable(info)
+        records, unreadable = read_reviewed_clips(s2s_path, only_untrained=config.only_untrained,
+                                                  max_seconds=settings.S2S_MAX_CLIP_SECONDS)
+        info = prepare_snapshot(records, config, out_dir, excluded=unreadable, on_progress=on_progress)
+        # The manifest (every clip's hash per split) stays in the snapshot folder, not in the row.
+        out = {k: v for k, v in to_jsonable(info).items() if k != "manifest"}
         out.setdefault("path", str(out_dir))
         out["clip_ids"] = [clip_id_of(r) for r in records]
         return out

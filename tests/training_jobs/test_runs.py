@@ -81,6 +81,7 @@ def test_pause_reaches_the_training_loop_within_two_seconds_and_resume_continues
     assert api.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
     wait_for(lambda: "Training loop paused" in log_messages(run_id), timeout=5, what="the loop to pause")
     reached_s = time.monotonic() - t0
+    print(f"pause reached the loop in {reached_s:.2f} s")
 
     assert reached_s < 2.0
     held = step_of(run_id)
@@ -101,6 +102,7 @@ def test_stop_reaches_the_loop_within_two_seconds_and_resume_continues_from_the_
     assert api.post(f"/api/runs/{run_id}/stop").json()["status"] == "stopping"
     wait_status(run_id, "stopped", timeout=5)
     stopped_s = time.monotonic() - t0
+    print(f"stop request to status stopped (checkpoint written) in {stopped_s:.2f} s")
 
     assert stopped_s < 2.0
     ckpt_dir = training_env["artifacts"] / "checkpoints" / f"run_{run_id}" / "ckpt"
