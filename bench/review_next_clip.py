@@ -127,7 +127,8 @@ def run(clips: int, steps: int, cold: int) -> dict:
                 page.goto(f"/?id_min={ids[0]}&id_max={ids[-1]}&id={ids[0]}")
                 page.wait_for_function("() => document.getElementById('review-app').dataset.ready === '1'")
 
-                shown, playing = [], []
+                shown, playing, saves = [], [], []
+                load = os.getloadavg()[0]
                 for step in range(steps):
                     current = int(page.inner_text("#entry-id"))
                     nxt = ids[ids.index(current) + 1]
@@ -139,6 +140,10 @@ def run(clips: int, steps: int, cold: int) -> dict:
                     r = page.evaluate("window.__bench")
                     shown.append(r["shown"] - r["t0"])
                     playing.append(r["playing"] - r["t0"])
+                    # The PATCH is the only request for the bare entry URL (GETs carry the filter).
+                    saves.append(page.evaluate(
+                        "(url) => performance.getEntriesByType('resource').filter(e => e.name.endsWith(url)).pop().duration",
+                        f"/api/entries/{current}"))
                     page.wait_for_timeout(150)  # a reviewer listens before the next press
 
                 cold_shown, cold_ready = [], []
@@ -155,6 +160,8 @@ def run(clips: int, steps: int, cold: int) -> dict:
         "machine": machine(),
         "chromium": chromium_version,
         "clips": clips,
+        "load_average_1min": round(load, 2),
+        "save_round_trip": summary(saves),
         "save_next_shown": summary(shown),
         "save_next_playing": summary(playing),
         "cold_jump_shown": summary(cold_shown),
@@ -174,10 +181,12 @@ def markdown(r: dict) -> str:
         "clip; times in the page's own clock from the Ctrl+Enter keydown. Target: next clip shown and",
         "playing in under 100 ms.",
         "",
-        f"Measured {r['date']} on {r['machine']}; Chromium {r['chromium']}; {r['clips']} espeak-ng clips.",
+        f"Measured {r['date']} on {r['machine']}; Chromium {r['chromium']}; {r['clips']} espeak-ng clips;",
+        f"1-minute load average {r['load_average_1min']} at the start (the machine is shared with other work).",
         "",
         "| step | n | median ms | p90 ms | max ms |",
         "|---|---|---|---|---|",
+        row("Save & Next: the save's PATCH round trip (inside the next two rows)", r["save_round_trip"]),
         row("Save & Next (prefetched): next clip on screen", r["save_next_shown"]),
         row("Save & Next (prefetched): next clip playing", r["save_next_playing"]),
         row("Jump to ID (cold, not prefetched): clip on screen", r["cold_jump_shown"]),

@@ -328,7 +328,11 @@ async function handleWriteError(err, entry, fields) {
   return false;
 }
 
-/** 409: show the reviewer's text beside the server's and let them pick. */
+/**
+ * 409: show the reviewer's text beside the server's and let them pick. Keep mine resaves on top
+ * of the server's version (true: the action goes on); take theirs loads the server's text into
+ * the box, one undo step away from mine (false: the reviewer looks again first).
+ */
 function resolveConflict(entry, current, fields) {
   const dialog = $("conflict-dialog");
   $("conflict-mine").textContent = editor.value;
@@ -367,8 +371,10 @@ function resolveConflict(entry, current, fields) {
         renderEditorState();
       }
       prefetch.invalidate(entry.id);
-      toast(`Took the server's version of clip ${entry.id}.`, { timeout: 2500 });
-      done(true);
+      toast(`Took the server's version of clip ${entry.id}. Check it, then save or move on.`, { timeout: 4000 });
+      // Stay on the clip (false): the reviewer has not reviewed the server's text yet, so a
+      // pending Save & Next must not mark it reviewed and move on.
+      done(false);
     };
     const cancel = () => done(false);
     $("conflict-keep").addEventListener("click", keep);

@@ -1,5 +1,5 @@
 // Waveform on a <canvas>, drawn from the server's min/max peaks (`/api/entries/{id}/peaks`):
-// the browser never decodes the audio for it. A click (or Enter on the focused canvas) seeks.
+// the browser never decodes the audio for it. A click seeks (the seek slider is the keyboard way).
 
 export class Waveform {
   constructor(canvas, status, { onSeek }) {
@@ -8,7 +8,6 @@ export class Waveform {
     this.onSeek = onSeek;
     this.peaks = null;
     this.position = 0;   // 0..1 played fraction
-    canvas.tabIndex = 0;
     canvas.addEventListener("click", (e) => {
       const rect = canvas.getBoundingClientRect();
       if (rect.width > 0) this.onSeek(Math.max(0, Math.min(1, (e.clientX - rect.left) / rect.width)));

@@ -74,6 +74,7 @@ def test_header_shows_progress_and_links(page, add_clip):
     assert page.locator(".review-header a[href='/training/']").count() == 1
     assert page.locator(".review-header a[href='/admin/']").count() == 1
     assert not page.errors.exceptions
+    assert not [m for m in page.errors.console if "Content Security Policy" in m], page.errors.console
 
 
 # ----------------------------------------------------------------------------- shortcuts
@@ -183,6 +184,11 @@ def test_stats_panel_counts_the_session(page, live_app, add_clip):
     assert page.inner_text("#s-remaining") != "–"
     expect(page.locator("#progress-text")).not_to_have_text(before)
     assert live_app.clip(a)["is_reviewed"] == 1
+    # The time spent on the clip went along with the save.
+    conn = live_app.db()
+    seconds = conn.execute("SELECT review_seconds FROM s2s_review_clipmeta WHERE clip_id = ?", (a,)).fetchone()[0]
+    conn.close()
+    assert seconds >= 0.3
 
 
 # ----------------------------------------------------------------------------- audio
