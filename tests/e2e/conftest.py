@@ -7,6 +7,12 @@ file the way the live app does (plain sqlite3, zlib int16 PCM), synthesized by e
 `browser` is headless Debian Chromium driven by Playwright; `page` is a logged-in tab on the
 live server. All tests under tests/e2e are marked `browser`.
 
+Fixtures: `live_app` (LiveServer: `.url`, `.s2s_path`, `.db()`, `.clip(id)`, `.log()`, `.env`),
+`add_clip`, `browser`, `login_state`, `context` (1280x800, logged in), `page` (with `page.errors`),
+`api_request(method, path, json=...)` (the REST API in the page's session, CSRF included),
+`screenshot_dir` (test-artifacts/screenshots/). `start_live_app` and `insert_speech_clip` are plain
+functions for scripts (bench/review_next_clip.py).
+
 Fixture scopes: the server starts once per session, the browser once per module (seconds
 each); every test
 gets a fresh browser context (cookies, sessionStorage) and adds its own clips, so tests do not

@@ -358,7 +358,7 @@ def test_a_transcript_with_markup_shows_as_text(page, add_clip):
     assert dialogs == []
 
 
-def test_filters_live_in_the_url_and_feed_export(page, add_clip):
+def test_filters_live_in_the_url_and_feed_export(page, add_clip, api_request):
     a = add_clip("alpha clip", is_reviewed=1)
     b = add_clip("beta clip")
     open_review(page, [a, b])
@@ -371,6 +371,8 @@ def test_filters_live_in_the_url_and_feed_export(page, add_clip):
     assert query["reviewed"] == ["0"] and query["q"] == ["beta"] and query["id_min"] == [str(a)]
     href = page.get_attribute("#export", "href")
     assert href.startswith("/api/export?") and "reviewed=0" in href and "q=beta" in href
+    export = api_request("GET", href)
+    assert export.status == 200 and export.body()[:2] == b"PK"  # a zip of what the filter shows
     page.reload()
     expect(page.locator("#entry-id")).to_have_text(str(b))
     assert page.input_value("#filter-form input[name=q]") == "beta"
