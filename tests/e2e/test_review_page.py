@@ -439,3 +439,34 @@ def test_controls_have_labels(page, add_clip):
         .map(el => el.id || el.outerHTML.slice(0, 60))""")
     assert unlabeled == []
     assert page.get_attribute("#toasts", "aria-live") == "polite"
+
+
+def test_undo_steps_are_words_when_typing(page, add_clip):
+    a = add_clip("typing test", transcript="note")
+    open_review(page, [a])
+    page.click("#editor")
+    page.keyboard.press("End")
+    page.keyboard.type(" to self")
+    page.keyboard.press("Control+z")
+    assert page.input_value("#editor") == "note to "
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    assert page.input_value("#editor") == "note "
+    page.keyboard.press("Control+z")
+    assert page.input_value("#editor") == "note"
+    page.keyboard.press("Control+Shift+z")
+    assert page.input_value("#editor") == "note "
+
+
+def test_a_filter_with_no_match_says_so(page, add_clip):
+    a = add_clip("nothing matches this")
+    open_review(page, [a])
+    page.click("#filter-menu summary")
+    page.fill("#filter-form input[name=q]", "zebra-that-is-not-there")
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#empty-state")).to_be_visible()
+    assert page.is_disabled("#btn-save-next")
+    page.click("#empty-clear")
+    expect(page.locator("#empty-state")).to_be_hidden()
+    assert "q=" not in page.url
+    assert not page.errors.exceptions
