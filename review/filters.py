@@ -155,7 +155,9 @@ class ClipQuery:
             if source in ("any", self.driver):
                 parts.append(sql)
             else:
-                parts.append(f"id IN (SELECT id FROM {_SOURCES[source]} WHERE {sql})")
+                # `+id`: probe the list while walking the driving index in order, rather than
+                # letting SQLite seek each listed id and then sort them all.
+                parts.append(f"+id IN (SELECT id FROM {_SOURCES[source]} WHERE {sql})")
             params.extend(p)
         return (" WHERE " + " AND ".join(parts)) if parts else "", params
 
@@ -178,25 +180,27 @@ class ClipQuery:
             params = [*params, limit, offset]
         return sql, params
 
-    def neighbour_sql(self, clip_id: int, raw_timestamp, *, forward: bool) -> tuple[str, list]:
-        """The first clip after (forward) or before `clip_id` in this filter's order."""
+    def neighbour_sql(self, clip_id: int, raw_timestamp, *, forward: bool) -> list[tuple[str, list]]:
+        """Statements to try in turn; the first id found is the clip after (forward) or before `clip_id`.
+
+        Each is one index range walk that stops at its first row: row-value ranges on
+        (timestamp, id), and NULL timestamps (which SQLite sorts first) in a statement of their own,
+        because an OR of the two would make SQLite sort every candidate.
+        """
         ascending = forward != self.f.descending  # walking up the sort key?
-        if self.f.by_timestamp:
-            cond = self._after_ts(raw_timestamp, clip_id) if ascending else self._before_ts(raw_timestamp, clip_id)
+        if not self.f.by_timestamp:
+            conds = [("any", "id > %s" if ascending else "id < %s", [clip_id])]
+        elif ascending:
+            conds = ([("ts", "timestamp IS NULL AND id > %s", [clip_id]), ("ts", "timestamp IS NOT NULL", [])]
+                     if raw_timestamp is None else [("ts", "(timestamp, id) > (%s, %s)", [raw_timestamp, clip_id])])
         else:
-            cond = ("any", "id > %s" if ascending else "id < %s", [clip_id])
-        where, params = self.where([cond])
-        return f"SELECT id FROM {_SOURCES[self.driver]}{where}{self.order_by(reverse=not forward)} LIMIT 1", params
-
-    # SQLite sorts NULL first; these keep prev/next consistent with ORDER BY timestamp, id.
-    @staticmethod
-    def _after_ts(ts, clip_id):
-        if ts is None:
-            return ("ts", "((timestamp IS NULL AND id > %s) OR timestamp IS NOT NULL)", [clip_id])
-        return ("ts", "(timestamp >= %s AND (timestamp > %s OR id > %s))", [ts, ts, clip_id])
-
-    @staticmethod
-    def _before_ts(ts, clip_id):
-        if ts is None:
-            return ("ts", "(timestamp IS NULL AND id < %s)", [clip_id])
-        return ("ts", "(timestamp IS NULL OR (timestamp <= %s AND (timestamp < %s OR id < %s)))", [ts, ts, clip_id])
+            conds = ([("ts", "timestamp IS NULL AND id < %s", [clip_id])] if raw_timestamp is None
+                     else [("ts", "(timestamp, id) < (%s, %s)", [raw_timestamp, clip_id]), ("ts", "timestamp IS NULL", [])])
+        out = []
+        for cond in conds:
+            where, params = self.where([cond])
+            order = self.order_by(reverse=not forward)
+            if "timestamp IS NULL" in cond[1]:  # all keys equal: order by id alone, or SQLite sorts
+                order = order.replace("timestamp DESC, ", "").replace("timestamp, ", "")
+            out.append((f"SELECT id FROM {_SOURCES[self.driver]}{where}{order} LIMIT 1", params))
+        return out

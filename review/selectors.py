@@ -266,9 +266,13 @@ def clip_neighbours(clip_id: int, raw_timestamp, filters: ClipFilters) -> tuple[
     out = []
     with _cursor() as cur:
         for q, forward in ((query, False), (query, True), (unreviewed, True)):
-            sql, params = q.neighbour_sql(clip_id, raw_timestamp, forward=forward)
-            row = cur.execute(sql, params).fetchone()
-            out.append(row[0] if row else None)
+            found = None
+            for sql, params in q.neighbour_sql(clip_id, raw_timestamp, forward=forward):
+                row = cur.execute(sql, params).fetchone()
+                if row:
+                    found = row[0]
+                    break
+            out.append(found)
         if out[2] is None:
             sql, params = unreviewed.ids_sql(limit=2)
             first = [r[0] for r in cur.execute(sql, params).fetchall() if r[0] != clip_id]
