@@ -337,6 +337,8 @@ function resolveConflict(entry, current, fields) {
   const dialog = $("conflict-dialog");
   $("conflict-mine").textContent = editor.value;
   $("conflict-theirs").textContent = current.transcript ?? "";
+  const last = (current.edits || [])[0];
+  $("conflict-who").textContent = last ? `Last change by ${last.username || "someone"} at ${new Date(last.created_at).toLocaleString()}.` : "";
   return new Promise((resolve) => {
     const done = (value) => {
       $("conflict-keep").removeEventListener("click", keep);

@@ -268,6 +268,7 @@ def test_a_conflict_shows_both_versions_and_keeping_mine_saves_it(page, live_app
     expect(dialog).to_be_visible()
     expect(page.locator("#conflict-mine")).to_have_text("the meeting is at ten")
     expect(page.locator("#conflict-theirs")).to_have_text("the meeting is at 10")
+    expect(page.locator("#conflict-who")).to_contain_text(f"Last change by {live_app.username}")
     page.click("#conflict-keep")
     expect(dialog).to_be_hidden()
     wait_until(lambda: live_app.clip(a)["transcript"] == "the meeting is at ten", message="mine saved")
