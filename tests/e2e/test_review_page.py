@@ -6,12 +6,14 @@ holds afterwards.
 """
 import re
 import time
+import zlib
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.conftest import SCREENSHOTS, speech_pcm
 
 ROOT_SCREENSHOTS = SCREENSHOTS
 
@@ -471,3 +473,15 @@ def test_a_filter_with_no_match_says_so(page, add_clip):
     expect(page.locator("#empty-state")).to_be_hidden()
     assert "q=" not in page.url
     assert not page.errors.exceptions
+
+
+def test_quality_warnings_show_for_clipped_and_silent_audio(page, add_clip):
+    loud = np.frombuffer(speech_pcm("this is far too loud"), dtype="<i2").astype(np.int32) * 12
+    clipped = add_clip("this is far too loud", blob=zlib.compress(np.clip(loud, -32768, 32767).astype("<i2").tobytes()))
+    silent = add_clip("nothing", transcript="was anyone speaking", blob=zlib.compress(np.zeros(32000, "<i2").tobytes()))
+    open_review(page, [clipped, silent])
+    expect(page.locator("#warnings")).to_contain_text("clipping")
+    assert float(page.inner_text("#q-peak").split()[0]) > -0.5
+    page.click("#btn-next")
+    expect(page.locator("#entry-id")).to_have_text(str(silent))
+    expect(page.locator("#warnings")).to_contain_text("silence")
