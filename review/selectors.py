@@ -266,6 +266,9 @@ def clip_neighbours(clip_id: int, raw_timestamp, filters: ClipFilters) -> tuple[
     out = []
     with _cursor() as cur:
         for q, forward in ((query, False), (query, True), (unreviewed, True)):
+            if q is unreviewed and filters.reviewed is False:
+                out.append(out[1])  # same filter: the next one is the next unreviewed one
+                continue
             found = None
             for sql, params in q.neighbour_sql(clip_id, raw_timestamp, forward=forward):
                 row = cur.execute(sql, params).fetchone()

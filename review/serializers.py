@@ -20,6 +20,13 @@ class EntrySerializer(serializers.Serializer):
     problem = serializers.CharField(read_only=True, help_text='"" or a code such as not_zlib, null_blob, null_transcript')
     version = serializers.IntegerField(read_only=True)
 
+    def to_representation(self, row):
+        # A page is up to 500 rows of plain values: skip DRF's per-field machinery (the fields
+        # above still document the shape in the OpenAPI schema).
+        if type(self) is EntrySerializer:
+            return {name: getattr(row, name) for name in self.fields}
+        return super().to_representation(row)
+
 
 class MetricsSerializer(serializers.Serializer):
     rms_dbfs = serializers.FloatField()
