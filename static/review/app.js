@@ -217,6 +217,7 @@ async function display(entry, { autoplay = false, focusEditor = false } = {}) {
 }
 
 async function load(id, opts = {}) {
+  id = Number(id);  // ids from the URL are strings; the cache is keyed by number
   let entry;
   try {
     entry = await prefetch.entry(id, state.filters);
@@ -433,11 +434,13 @@ async function removeClip() {
     return;
   }
   prefetch.drop(entry.id);
+  prefetch.invalidateAll();
   refreshStats();
   const target = entry.next_id ?? entry.prev_id;
   const restore = () => serial(async () => {
     try {
       const restored = await api.restoreTrash(res.trash_id);
+      prefetch.invalidateAll();
       toast(`Clip ${restored.id ?? entry.id} restored.`, { timeout: 2500 });
       refreshStats();
       if (state.entry) { if (isDirty() && !(await save())) return; }
@@ -448,8 +451,6 @@ async function removeClip() {
   });
   toast(`Clip ${entry.id} deleted.`, { action: { label: "Undo", run: restore }, timeout: 10000 });
   if (target != null) {
-    // The deleted clip's neighbours were computed with it present; fetch them fresh.
-    prefetch.invalidate(target);
     await load(target, { autoplay: true });
   } else {
     await loadFirst();

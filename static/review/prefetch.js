@@ -69,6 +69,11 @@ export class Prefetcher {
     if (it) it.entry = null;
   }
 
+  /** Clips came or went (delete, restore): every cached prev/next may be wrong; keep audio. */
+  invalidateAll() {
+    for (const it of this.items.values()) it.entry = null;
+  }
+
   /** The clip is gone (deleted): forget everything. */
   drop(id) {
     const it = this.items.get(id);

@@ -485,3 +485,15 @@ def test_quality_warnings_show_for_clipped_and_silent_audio(page, add_clip):
     page.click("#btn-next")
     expect(page.locator("#entry-id")).to_have_text(str(silent))
     expect(page.locator("#warnings")).to_contain_text("silence")
+
+
+def test_after_a_delete_the_neighbours_skip_the_deleted_clip(page, add_clip):
+    a, b, c = add_clip("first one"), add_clip("second one"), add_clip("third one")
+    open_review(page, [a, b, c], show=b)
+    page.click("#btn-delete")
+    expect(page.locator("#entry-id")).to_have_text(str(c))
+    page.click("#btn-prev")
+    expect(page.locator("#entry-id")).to_have_text(str(a))
+    page.click("#btn-next")
+    expect(page.locator("#entry-id")).to_have_text(str(c))
+    assert not page.locator(".toast-error").count()
