@@ -3,7 +3,6 @@ ready to train on (read from the review side's clip table, never its audio)."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -88,8 +87,9 @@ def current_model() -> dict:
     """The model the live app should use: the latest succeeded run's, else the base model."""
     run = run_last_finished()
     if run and run.artifacts.get("model_dir"):
-        return {"name": Path(run.artifacts["model_dir"]).name, "path": run.artifacts["model_dir"], "run": run.pk,
-                "base": run.config.get("base_model") or _default_base()}
+        base = run.config.get("base_model") or _default_base()
+        return {"name": f"run {run.pk} (fine-tuned from {base})", "path": run.artifacts["model_dir"], "run": run.pk,
+                "base": base}
     return {"name": f"{_default_base()} (base)", "path": "", "run": None, "base": _default_base()}
 
 

@@ -224,7 +224,9 @@ def run_prepare_execute(run_id: int) -> None:
                                                  snapshot=info, clip_ids=clip_ids)
     if _stop_requested(run_id):
         return _mark_stopped(run_id, "Stopped after data preparation; resume to train")
-    relay.log(f"Data snapshot ready: {len(clip_ids)} clips")
+    counts = ", ".join(f"{k} {v}" for k, v in (info.get("counts") or {}).items())
+    excluded = len(info.get("excluded") or [])
+    relay.log(f"Data snapshot ready: {len(clip_ids)} clips ({counts or 'no split counts'}; {excluded} excluded)")
     with transaction.atomic():
         _enqueue(TrainingRun.objects.get(pk=run_id), "run_train")
 

@@ -38,10 +38,13 @@ def config_form_fields() -> tuple[list[dict], list[dict]]:
 @login_required
 def dashboard(request):
     main, advanced = config_form_fields()
+    last = selectors.run_last_finished()
+    metrics = last.metrics if last else {}
     return render(request, "training/dashboard.html", {
+        "last_wer": metrics.get("new_wer", metrics.get("wer")),
         "data": selectors.data_status(),
         "current": selectors.run_current(),
-        "last_finished": selectors.run_last_finished(),
+        "last_finished": last,
         "model": selectors.current_model(),
         "main_fields": main,
         "advanced_fields": advanced,

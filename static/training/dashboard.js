@@ -64,6 +64,14 @@ function fmtDuration(seconds) {
 
 function show(el, visible) { el.hidden = !visible; }
 
+// The pipeline reports the test-set WER of the new model as `new_wer` (`wer` in older results).
+function finalWer(metrics) {
+  if (!metrics) return null;
+  return metrics.new_wer !== undefined ? metrics.new_wer : metrics.wer;
+}
+
+function pct(value) { return value === null || value === undefined ? "—" : `${fmt(100 * value, 1)}%`; }
+
 // ---- rendering -------------------------------------------------------------------------------
 
 function renderStatus(status, error) {
@@ -132,9 +140,8 @@ function resetRunView(run) {
 function applyRun(run) {
   renderStatus(run.status, run.error);
   renderProgress(run.progress);
-  if (FINAL.has(run.status) && run.metrics && run.metrics.wer !== undefined) {
-    renderProgress({ ...run.progress, wer: run.metrics.wer });
-  }
+  const wer = finalWer(run.metrics);
+  if (FINAL.has(run.status) && wer !== null && wer !== undefined) renderProgress({ ...run.progress, wer });
 }
 
 // ---- charts ----------------------------------------------------------------------------------
@@ -351,8 +358,7 @@ async function loadRuns() {
       row.dataset.run = run.id;
       const cells = [
         `#${run.id}`, run.status, run.created_by || "—", new Date(run.created_at).toLocaleString(),
-        String(run.clip_count), run.metrics && run.metrics.wer !== undefined ? `${fmt(100 * run.metrics.wer, 1)}%` : "—",
-        run.metrics && run.metrics.base_wer !== undefined ? `${fmt(100 * run.metrics.base_wer, 1)}%` : "—",
+        String(run.clip_count), pct(finalWer(run.metrics)), pct(run.metrics ? run.metrics.base_wer : null),
         (run.artifacts && run.artifacts.model_dir) || "—",
       ];
       for (const text of cells) row.insertCell().textContent = text;

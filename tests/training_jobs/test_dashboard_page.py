@@ -69,3 +69,20 @@ def test_dashboard_survives_a_missing_clip_database(alice_browser, settings, tmp
 def test_dashboard_needs_a_login():
     response = Client().get("/training/")
     assert response.status_code == 302 and response.url.startswith("/accounts/login/")
+
+
+@S2S
+def test_dashboard_shows_the_last_run_and_its_model_as_current(alice_browser):
+    from django.utils import timezone
+
+    from training_jobs.models import TrainingRun
+
+    done = TrainingRun.objects.create(config={"base_model": "base.en"}, status="succeeded", finished_at=timezone.now(),
+                               metrics={"new_wer": 0.12, "base_wer": 0.3},
+                               artifacts={"model_dir": "/srv/models/trained/run_7/model"})
+    TrainingRun.objects.create(config={}, status="failed", finished_at=timezone.now())
+
+    html = alice_browser.get("/training/").content.decode()
+
+    assert "test WER 0.120 (base 0.300)" in html
+    assert f"run {done.pk} (fine-tuned from base.en) · <code>/srv/models/trained/run_7/model</code>" in html
