@@ -406,6 +406,9 @@ def markdown(results: list[Result], info: dict, mach: dict, args, cold_s) -> str
                    f"{fmt(h.get('first_ms') if h else p.get('first_ms'))} | {note} |")
     out.append("")
     out.append("Times in milliseconds. Raw numbers: `bench/out/api_latency.json`.")
+    notes = Path(__file__).with_name("api_notes.md")
+    if notes.exists():  # the hand-written reading of the numbers: causes and fixes
+        out += ["", notes.read_text().strip()]
     return "\n".join(line for line in out if line is not None) + "\n"
 
 
