@@ -36,8 +36,9 @@ export function installShortcuts(actions, { isBlocked }) {
       else if (key === "Enter") run = actions.saveNext;
       else if (key === "d") run = actions.remove;
       else if (key === "r" && !e.shiftKey) run = actions.review;
-      else if (key === "z") run = e.shiftKey ? actions.redo : actions.undo;
-      else if (key === "y") run = actions.redo;
+      // Undo/redo are the transcript's; in another text field (filter, jump) they stay native.
+      else if (key === "z" && !(inField && e.target.id !== "editor")) run = e.shiftKey ? actions.redo : actions.undo;
+      else if (key === "y" && !(inField && e.target.id !== "editor")) run = actions.redo;
       else if (key === " ") run = actions.playPause;
       // Repeated keydowns from a held key must not save or delete twice.
       if (run && e.repeat && run !== actions.undo && run !== actions.redo) { e.preventDefault(); return; }
