@@ -12,7 +12,9 @@ import zipfile
 from datetime import UTC, datetime
 
 import numpy as np
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -336,6 +338,14 @@ def export_zip_chunks(filters):
     yield sink.take()
 
 
+async def _async_chunks(chunks):
+    """Feed a sync generator to an ASGI server one chunk at a time (same thread each step)."""
+    done = object()
+    step = sync_to_async(lambda: next(chunks, done), thread_sensitive=True)
+    while (chunk := await step()) is not done:
+        yield chunk
+
+
 class ExportApi(ReviewApiView):
     content_negotiation_class = JsonOnlyNegotiation
 
@@ -343,6 +353,9 @@ class ExportApi(ReviewApiView):
     def get(self, request):
         filters = self.filters()
         name = f"s2s-export-{datetime.now(UTC):%Y%m%d-%H%M%S}.zip"
-        resp = StreamingHttpResponse(export_zip_chunks(filters), content_type="application/zip")
+        chunks = export_zip_chunks(filters)
+        if isinstance(request._request, ASGIRequest):
+            chunks = _async_chunks(chunks)  # else Django would collect the whole zip in memory first
+        resp = StreamingHttpResponse(chunks, content_type="application/zip")
         resp["Content-Disposition"] = f'attachment; filename="{name}"'
         return resp

@@ -508,3 +508,19 @@ def test_no_query_per_row_in_lists(api, insert_clip):
         api.get("/api/entries?page_size=30")
     assert len(big.captured_queries) == len(small.captured_queries) <= 8
     assert not any(re.search(r"\bLIMIT 1\b", q["sql"]) for q in big.captured_queries)
+
+
+async def test_export_streams_under_asgi_too(insert_clip, alice):
+    """Under daphne the zip is fed chunk by chunk, not collected in memory first."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    for i in range(3):
+        await sync_to_async(insert_clip)(f"c{i}", seconds=0.5)
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.get("/api/export")
+    assert response.status_code == 200 and response.is_async
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert sorted(archive.namelist()) == ["audio/1.wav", "audio/2.wav", "audio/3.wav", "manifest.jsonl"]
