@@ -106,6 +106,26 @@ function renderEntryMeta(entry) {
   };
   if (entry.problem) warn(`Audio problem: ${entry.problem_detail || entry.problem}`);
   for (const w of entry.warnings || []) warn(String(w));
+  renderEdits(entry.edits || []);
+}
+
+/** Who changed the transcript, when, from what to what (the server keeps the latest 20). */
+function renderEdits(edits) {
+  $("edits-count").textContent = String(edits.length);
+  const list = $("edits-list");
+  list.replaceChildren();
+  for (const e of edits) {
+    const li = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = "muted";
+    who.textContent = `${e.username || "someone"}, ${new Date(e.created_at).toLocaleString()}: `;
+    const from = document.createElement("del");
+    from.textContent = e.old_value ?? "";
+    const to = document.createElement("ins");
+    to.textContent = e.new_value ?? "";
+    li.append(who, from, document.createTextNode(" → "), to);
+    list.append(li);
+  }
 }
 
 /** Counts, validation, diff, undo buttons and the unsaved marker: all follow the text. */

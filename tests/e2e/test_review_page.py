@@ -303,6 +303,8 @@ def test_undo_survives_a_save_and_a_reload(page, live_app, add_clip):
     page.keyboard.press("Control+s")
     wait_until(lambda: live_app.clip(a)["transcript"] == "First draft here.", message="save")
     expect(page.locator("#dirty")).to_be_hidden()
+    expect(page.locator("#edits-count")).to_have_text("1")
+    expect(page.locator("#edits-list li")).to_contain_text("first draft hear → First draft here.")
     page.keyboard.press("Control+z")
     assert page.input_value("#editor") == "first draft here"
     expect(page.locator("#dirty")).to_be_visible()
