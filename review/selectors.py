@@ -101,6 +101,7 @@ class ClipDetail(ClipRow):
     next_unreviewed_id: int | None = None
     edits: list[dict] = field(default_factory=list)
     measured: ClipMeasure | None = None  # set when the cache lacked this clip
+    audio_problem: str = ""  # "" when the audio decodes; else the code audio/peaks answer 422 with
 
 
 def _problem(*, blob_null: bool, meta_problem: str, transcript, ts) -> tuple[str, str]:
@@ -329,6 +330,7 @@ def clip_get(clip_id: int, filters: ClipFilters | None = None, *, neighbours: bo
         timestamp_raw=raw_ts if raw_ts is None or isinstance(raw_ts, int | float | str) else _text(raw_ts),
         duration_s=duration, problem=problem, problem_detail=detail, version=version or 1,
         metrics=metrics, warnings=warnings, blob_length=blob_length, measured=measured,
+        audio_problem="null_blob" if blob_null else (meta_problem or ""),
         edits=clip_edits(clip_id),
     )
     if neighbours:

@@ -49,6 +49,7 @@ class EntryDetailSerializer(EntrySerializer):
     metrics = MetricsSerializer(read_only=True, allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
     problem_detail = serializers.CharField(read_only=True)
+    audio_problem = serializers.CharField(read_only=True, help_text='"" when the audio plays; else why audio/peaks answer 422')
     prev_id = serializers.IntegerField(read_only=True, allow_null=True)
     next_id = serializers.IntegerField(read_only=True, allow_null=True)
     next_unreviewed_id = serializers.IntegerField(read_only=True, allow_null=True)

@@ -368,6 +368,7 @@ def test_a_bad_row_never_causes_a_500(api, insert_clip, kind):
     detail = api.get(f"/api/entries/{bad}")
     assert detail.status_code == 200
     assert detail.json()["problem"] == code and detail.json()["problem_detail"]
+    assert detail.json()["audio_problem"] == (code if code in AUDIO_CODES else "")
     assert api.get(f"/api/entries/{bad}?ordering=timestamp").status_code == 200
     assert api.get("/api/entries?has_problem=1").json()["results"][0]["id"] == bad
     assert ids_of(api.get("/api/entries?has_problem=0")) == [good]
