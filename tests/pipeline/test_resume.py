@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -23,9 +24,23 @@ ROOT = Path(__file__).resolve().parents[2]
 def config_for(model_dir) -> TrainConfig:
     # Dropout, LoRA-free full training, noise augmentation, validation with early-stopping state
     # and an odd grad-accum tail: everything a resume must restore exactly.
-    return TrainConfig(base_model=str(model_dir), batch_size=2, grad_accum=2, epochs=3, learning_rate=2e-3,
-                       val_split=0.2, test_split=0.0, eval_every=2, early_stopping_patience=10,
+    return TrainConfig(base_model=str(model_dir), batch_size=2, grad_accum=2, epochs=2, learning_rate=2e-3,
+                       val_split=0.2, test_split=0.0, eval_every=3, early_stopping_patience=10,
                        checkpoint_every=2, augment_noise_snr_db=20, seed=11)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    """One tiny model (with dropout), one snapshot, and the weights of a run that never stopped."""
+    root = tmp_path_factory.mktemp("resume")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the tests and the killed subprocess: same arithmetic everywhere
+    model_dir = make_tiny_whisper(root / "tiny", dropout=0.1)
+    config = config_for(model_dir)
+    snap = prepare_snapshot(records(8), config, root / "snap")
+    straight = train(config, snap.path, root / "straight", checkpoint_dir=root / "ck-straight")
+    yield config, snap, straight, final_weights(root / "straight")
+    torch.set_num_threads(threads)
 
 
 def final_weights(result_dir: Path) -> dict:
@@ -38,13 +53,9 @@ def assert_same(a: dict, b: dict):
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
 
 
-def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path):
-    model_dir = make_tiny_whisper(tmp_path / "tiny", dropout=0.1)
-    config = config_for(model_dir)
-    snap = prepare_snapshot(records(12), config, tmp_path / "snap")
-
-    straight = train(config, snap.path, tmp_path / "straight", checkpoint_dir=tmp_path / "ck-straight")
-
+def test_stop_then_resume_equals_an_uninterrupted_run(scenario, tmp_path):
+    config, snap, straight, straight_weights = scenario
+    assert straight.metrics["steps"] == 8 and [h["step"] for h in straight.history if "wer" in h] == [3, 6, 8]
     control = LocalControl()
 
     def stop_after_step_3(event):
@@ -65,7 +76,7 @@ def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert resumed.metrics["best_val_wer"] == straight.metrics["best_val_wer"]
     meta = json.loads((resumed.model_dir / "s2s_metadata.json").read_text())
     assert meta["resumed_from"] == "step-0000003"
-    assert_same(final_weights(tmp_path / "straight"), final_weights(tmp_path / "resumed"))
+    assert_same(straight_weights, final_weights(tmp_path / "resumed"))
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -82,10 +93,8 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
-def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
-    model_dir = make_tiny_whisper(tmp_path / "tiny", dropout=0.1)
-    config = config_for(model_dir)
-    snap = prepare_snapshot(records(12), config, tmp_path / "snap")
+def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_weights(scenario, tmp_path):
+    config, snap, _straight, straight_weights = scenario
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, json.dumps(config.to_dict()), str(snap.path), str(tmp_path / "killed"),
@@ -96,9 +105,8 @@ def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_weigh
     assert not (tmp_path / "killed" / "model").exists()
 
     resumed = train(config, snap.path, tmp_path / "killed", checkpoint_dir=tmp_path / "ck")
-    train(config, snap.path, tmp_path / "straight", checkpoint_dir=tmp_path / "ck-straight")
     assert json.loads((resumed.model_dir / "s2s_metadata.json").read_text())["resumed_from"] == "step-0000002"
-    assert_same(final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed"))
+    assert_same(straight_weights, final_weights(tmp_path / "killed"))
 
 
 def test_a_checkpoint_from_other_data_is_refused(tmp_path):

@@ -80,16 +80,38 @@ def test_freezing_the_encoder_trains_the_decoder_only(tiny_whisper, tmp_path):
 
 
 def test_lora_adapters_are_merged_into_plain_whisper_weights(tiny_whisper, tmp_path):
-    config = cfg(tiny_whisper, lora=True, lora_rank=4, learning_rate=1e-2, epochs=2, test_split=0.0,
-                 val_split=0.0)
-    snap = prepare_snapshot(records(4), config, tmp_path / "snap")
+    config = cfg(tiny_whisper, lora=True, lora_rank=4, learning_rate=1e-2, epochs=2, batch_size=4)
+    snap = prepare_snapshot(records(10), config, tmp_path / "snap")
     result = train(config, snap.path, tmp_path / "out")
+    assert result.metrics["best_val_wer"] is not None and result.metrics["new_wer"] is not None
     base, new = weights(tiny_whisper), weights(result.model_dir)
     assert set(new) == set(base)  # no lora_A / lora_B keys left
     assert result.metrics["trainable_parameters"] < 10_000
     q = "model.decoder.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(base[q], new[q])
     assert torch.equal(base["model.decoder.layers.0.fc1.weight"], new["model.decoder.layers.0.fc1.weight"])
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tiny_whisper, tmp_path):
+    plain = cfg(tiny_whisper, freeze_encoder=True, epochs=1, val_split=0.0, test_split=0.0)
+    checkpointed = cfg(tiny_whisper, freeze_encoder=True, gradient_checkpointing=True, epochs=1, val_split=0.0,
+                       test_split=0.0)
+    snap = prepare_snapshot(records(4), plain, tmp_path / "snap")
+    a = weights(train(plain, snap.path, tmp_path / "a").model_dir)
+    b = weights(train(checkpointed, snap.path, tmp_path / "b").model_dir)
+    assert not torch.equal(a["model.decoder.layers.0.fc1.weight"], weights(tiny_whisper)["model.decoder.layers.0.fc1.weight"])
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_features_past_the_cache_budget_are_computed_per_batch():
+    from training_jobs.pipeline.features import log_mel
+    from training_jobs.pipeline.train import FeatureCache
+
+    clips = [r.samples for r in records(3)]
+    cache = FeatureCache(clips, 80, budget_bytes=80 * 3000 * 4 * 2)  # room for two
+    assert cache.cached[2] is None and cache.cached[1] is not None
+    assert np.array_equal(cache[[2, 0]], np.stack([log_mel(clips[2]), log_mel(clips[0])]))
 
 
 def test_early_stopping_ends_the_run_when_validation_wer_stalls(tiny_whisper, tmp_path):

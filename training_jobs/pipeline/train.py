@@ -47,6 +47,7 @@ from .report import git_revision, package_versions, write_training_report
 
 MAX_GRAD_NORM = 1.0
 EVAL_BATCH_SIZE = 8
+FEATURE_CACHE_BYTES = 4 * 2**30  # 80 x 3000 float32 = 0.94 MB a clip: about 4,400 clips
 
 
 class TrainingError(RuntimeError):
@@ -121,7 +122,33 @@ def label_ids(tokenizer, text: str, decoder_start_token_id: int) -> list[int]:
     return ids[1:] if ids and ids[0] == decoder_start_token_id else ids
 
 
-def collate(indices, features: np.ndarray, labels: list[list[int]]) -> dict[str, torch.Tensor]:
+class FeatureCache:
+    """Log-mel features per item, computed once. They only change when the audio does, and
+    augmented copies are fixed before training, so the whole run reuses them. Past
+    `budget_bytes` the rest are recomputed per batch instead (about 10 ms a clip, small next to a
+    training step) so a large data set cannot exhaust RAM."""
+
+    def __init__(self, samples: list[np.ndarray], n_mels: int, *, budget_bytes: int = FEATURE_CACHE_BYTES,
+                 on_item=None):
+        self.samples, self.n_mels = samples, n_mels
+        per_item = n_mels * 3000 * 4
+        self.cached: list[np.ndarray | None] = [None] * len(samples)
+        for i in range(min(len(samples), budget_bytes // per_item)):
+            self.cached[i] = log_mel(samples[i], n_mels=n_mels)
+            if on_item is not None:
+                on_item(i + 1)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, indices) -> np.ndarray:
+        return np.stack([
+            self.cached[i] if self.cached[i] is not None else log_mel(self.samples[i], n_mels=self.n_mels)
+            for i in indices
+        ])
+
+
+def collate(indices, features, labels: list[list[int]]) -> dict[str, torch.Tensor]:
     """Stack features; pad labels only to this batch's longest, with -100 (ignored by the loss)."""
     longest = max(len(labels[i]) for i in indices)
     padded = torch.full((len(indices), longest), -100, dtype=torch.long)
@@ -215,12 +242,16 @@ def train(
     )
     n_mels = model.config.num_mel_bins
     start_id = model.config.decoder_start_token_id
-    on_progress(Progress("loading", total=len(items), message="computing features"))
-    train_features = np.stack([log_mel(item.samples, n_mels=n_mels) for item in items])
+
+    def feature_progress(done: int) -> None:
+        if done % 50 == 0 or done == len(items):
+            on_progress(Progress("loading", step=done, total=len(items), message="computing features"))
+
+    train_features = FeatureCache([item.samples for item in items], n_mels, on_item=feature_progress)
     train_labels = [label_ids(tokenizer, item.text, start_id) for item in items]
     val_samples = [np.asarray(a, dtype=np.float32) for a in val_split["audio"]]
     val_texts = list(val_split["text"])
-    val_features = np.stack([log_mel(s, n_mels=n_mels) for s in val_samples]) if val_samples else None
+    val_features = FeatureCache(val_samples, n_mels) if val_samples else None
     val_labels = [label_ids(tokenizer, t, start_id) for t in val_texts]
     timings["features"] = time.monotonic() - t0
 
@@ -346,9 +377,15 @@ def train(
             state.epoch, state.batch_index, state.order = state.epoch + 1, 0, []
             if not config.eval_every and evaluate_and_maybe_stop():
                 state.stopped_early = done = True
+    if not state.stopped_early and not any("wer" in h and h["step"] == state.global_step for h in state.history):
+        # The step limit ended the run between evaluations: judge the final weights too, or the
+        # best-weights rule below would throw the last stretch of training away unseen.
+        evaluate_and_maybe_stop()  # its early-stopping verdict is moot: training is over
     state.elapsed_s = elapsed_before + time.monotonic() - t_loop
     checkpoint()  # a crash during evaluation or export resumes straight to step 8
     timings["training"] = state.elapsed_s
+    optimizer.state.clear()  # AdamW's moments are twice the model: free them before loading the base model
+    accelerator.free_memory()
 
     # 8. final evaluation: base vs new on the test split ----------------------------------------
     t0 = time.monotonic()
