@@ -194,6 +194,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Dotted path to the object whose prepare/train/finish hooks the tasks call (tests plug a short
 # stand-in in here; the default adapts training_jobs.pipeline).
 S2S_TRAINING_PIPELINE = env.str("S2S_TRAINING_PIPELINE", default="training_jobs.services.RealPipeline")
+# A run still "stopping" this long after the request and its last progress has lost its worker; a
+# second Stop then marks it stopped so the training slot is freed.
+S2S_STALE_RUN_SECONDS = env.int("S2S_STALE_RUN_SECONDS", default=600)
 
 LOGGING = {
     "version": 1,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import traceback
 import uuid
 from functools import partial
@@ -185,25 +186,42 @@ def run_resume(*, run_id: int, user=None) -> TrainingRun:
 
 
 def run_stop(*, run_id: int, user=None) -> TrainingRun:
-    """Ask the run to stop. The loop writes a checkpoint and ends as `stopped` (resumable)."""
+    """Ask the run to stop. The loop writes a checkpoint and ends as `stopped` (resumable).
+
+    A queued run stops at once (its task, when it comes, finds it stopped and does nothing). A run
+    still `stopping` after S2S_STALE_RUN_SECONDS without progress has lost its worker: stopping it
+    again marks it stopped, so the training slot is not held forever.
+    """
     with transaction.atomic():
         run = _locked(run_id)
-        if run.status not in (RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.TRAINING, RunStatus.PAUSED,
-                              RunStatus.EVALUATING):
+        if run.status in ACTIVE_STATUSES:
+            control.control_set(run_id, control.STOPPED)
+        if run.status == RunStatus.QUEUED:
+            run.status, run.finished_at, note = RunStatus.STOPPED, timezone.now(), "stopped before it started"
+        elif run.status == RunStatus.STOPPING:
+            idle_s = _seconds_without_progress(run)
+            if idle_s < settings.S2S_STALE_RUN_SECONDS:
+                raise RunStateError(f"run {run_id} is already stopping (last progress {idle_s:.0f} s ago); "
+                                    f"if its worker is gone, stop again after {settings.S2S_STALE_RUN_SECONDS} s")
+            run.status, run.finished_at = RunStatus.STOPPED, timezone.now()
+            note = f"marked stopped: no progress for {idle_s:.0f} s, its worker is gone"
+        elif run.status in ACTIVE_STATUSES:
+            run.status, note = RunStatus.STOPPING, "requested"
+        else:
             raise RunStateError(f"run {run_id} is {run.status}; it cannot be stopped")
-        control.control_set(run_id, control.STOPPED)
-        run.status = RunStatus.STOPPING
-        run.save(update_fields=["status", "updated_at"])
+        run.save(update_fields=["status", "finished_at", "updated_at"])
+    log_and_publish(run_id, f"Stop by {_name(user)}: {note}")
     publish_status(run)
-    log_and_publish(run_id, f"Stop requested by {_name(user)}")
     return run
 
 
 # -- task bodies (called by training_jobs.tasks) ------------------------------------------------
 
-def run_prepare_execute(run_id: int) -> None:
+def run_prepare_execute(run_id: int, *, task_id: str | None = None) -> None:
     """Snapshot the reviewed clips for this run, then queue training."""
     run = TrainingRun.objects.get(pk=run_id)
+    if _superseded(run, task_id):
+        return
     if run.status not in (RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.STOPPING):
         logger.info("run %s is %s: nothing to prepare", run_id, run.status)
         return
@@ -231,9 +249,11 @@ def run_prepare_execute(run_id: int) -> None:
         _enqueue(TrainingRun.objects.get(pk=run_id), "run_train")
 
 
-def run_train_execute(run_id: int) -> None:
+def run_train_execute(run_id: int, *, task_id: str | None = None) -> None:
     """Train (continuing from a checkpoint when one exists), then queue the finishing step."""
     run = TrainingRun.objects.get(pk=run_id)
+    if _superseded(run, task_id):
+        return
     if run.status not in ACTIVE_STATUSES:
         logger.info("run %s is %s: nothing to train", run_id, run.status)
         return
@@ -271,9 +291,11 @@ def run_train_execute(run_id: int) -> None:
     relay.log(f"Training finished ({result.get('status', 'done')}); marking clips as trained")
 
 
-def run_finish_execute(run_id: int) -> None:
+def run_finish_execute(run_id: int, *, task_id: str | None = None) -> None:
     """Mark the clips the run trained on (`is_trained = 1`, after a backup), then succeed."""
     run = TrainingRun.objects.get(pk=run_id)
+    if _superseded(run, task_id):
+        return
     if run.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED, RunStatus.FAILED):
         return
     if run.marked_trained_at is None:
@@ -303,6 +325,15 @@ def _enqueue(run: TrainingRun, task_name: str) -> None:
     transaction.on_commit(partial(task.apply_async, args=(run.pk,), task_id=task_id))
 
 
+def _superseded(run: TrainingRun, task_id: str | None) -> bool:
+    """A task that is not the run's latest (e.g. queued before a stop and a resume) does nothing:
+    at most one task works on a run, so two loops never share a checkpoint directory."""
+    if task_id and run.task_id and task_id != run.task_id:
+        logger.warning("run %s: task %s superseded by %s, skipping", run.pk, task_id, run.task_id)
+        return True
+    return False
+
+
 def _lock_training_slot() -> None:
     """Serialise slot checks. SQLite already does (IMMEDIATE transactions take the write lock)."""
     if connection.vendor == "postgresql":
@@ -312,6 +343,12 @@ def _lock_training_slot() -> None:
 
 def _locked(run_id: int) -> TrainingRun:
     return TrainingRun.objects.select_for_update().get(pk=run_id)
+
+
+def _seconds_without_progress(run: TrainingRun) -> float:
+    """Since the last progress event or status change (the stop request itself counts)."""
+    last = max(float(run.progress.get("time") or 0), run.updated_at.timestamp())
+    return max(0.0, time.time() - last)
 
 
 def _stop_requested(run_id: int) -> bool:

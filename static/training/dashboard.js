@@ -82,7 +82,8 @@ function renderStatus(status, error) {
   const active = status && !FINAL.has(status);
   $("pause-button").disabled = !(status === "training" || status === "evaluating");
   $("resume-button").disabled = !(status === "paused" || status === "stopped" || status === "failed");
-  $("stop-button").disabled = !(active && status !== "stopping");
+  // Stop stays enabled while stopping: the server forces a run whose worker is gone.
+  $("stop-button").disabled = !active;
   $("start-button").disabled = Boolean(active);
   const err = $("run-error");
   err.textContent = error || "";

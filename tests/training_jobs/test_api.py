@@ -1,8 +1,11 @@
 """REST for runs without a worker: validation, logs by offset, status, permissions."""
-import pytest
+from datetime import timedelta
 
-from training_jobs import relay, services
-from training_jobs.models import TrainingRun
+import pytest
+from django.utils import timezone
+
+from training_jobs import control, relay, services
+from training_jobs.models import RunLogLine, TrainingRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,3 +100,41 @@ def test_run_list_and_detail(api):
 def test_anonymous_callers_get_403(bob):
     assert bob.get("/api/train/status").status_code == 403
     assert bob.post("/api/train", {}, format="json").status_code == 403
+
+
+def test_stop_of_a_queued_run_ends_it_at_once(api, no_queue, training_env):
+    run_id = api.post("/api/train", {}, format="json").json()["id"]
+
+    response = api.post(f"/api/runs/{run_id}/stop")
+
+    assert response.json()["status"] == "stopped"
+    assert control.control_get(run_id) == control.STOPPED
+    services.run_prepare_execute(run_id)  # the task, arriving late, finds it stopped
+    assert TrainingRun.objects.get(pk=run_id).status == "stopped"
+    assert not TrainingRun.objects.get(pk=run_id).snapshot_path
+
+
+def test_a_second_stop_frees_the_slot_of_a_run_whose_worker_is_gone(api, no_queue, training_env, settings):
+    long_ago = timezone.now() - timedelta(seconds=settings.S2S_STALE_RUN_SECONDS + 60)
+    run = TrainingRun.objects.create(config={}, status="training", progress={"stage": "training", "time": 0})
+    TrainingRun.objects.filter(pk=run.pk).update(updated_at=long_ago)
+
+    assert api.post(f"/api/runs/{run.pk}/stop").json()["status"] == "stopping"
+    too_soon = api.post(f"/api/runs/{run.pk}/stop")
+    TrainingRun.objects.filter(pk=run.pk).update(updated_at=long_ago)
+    forced = api.post(f"/api/runs/{run.pk}/stop")
+
+    assert too_soon.status_code == 409 and "already stopping" in too_soon.json()["detail"]
+    assert forced.json()["status"] == "stopped"
+    assert "its worker is gone" in RunLogLine.objects.filter(run=run).last().message
+    assert api.post("/api/train", {}, format="json").status_code == 201
+
+
+def test_a_task_that_is_not_the_runs_latest_does_nothing(training_env):
+    run = TrainingRun.objects.create(config={}, status="queued", task_id="the-latest")
+
+    services.run_prepare_execute(run.pk, task_id="an-older-duplicate")
+    services.run_train_execute(run.pk, task_id="an-older-duplicate")
+
+    run.refresh_from_db()
+    assert run.status == "queued" and run.started_at is None
