@@ -118,10 +118,12 @@ class ClipQuery:
         self.f = filters
         if filters.by_timestamp:
             self.driver = "ts"
+        elif filters.q:
+            # The LIKE scan is cheap; a list of its matches is not (a common word matches most
+            # rows): scan the transcript index in place and probe the other conditions' lists.
+            self.driver = "text"
         elif filters.reviewed is not None or filters.trained is not None:
             self.driver = "flags"
-        elif filters.q:
-            self.driver = "text"  # the LIKE scan is the dearest part: do it once, in place
         elif filters.date_from or filters.date_to:
             self.driver = "ts"
         else:
