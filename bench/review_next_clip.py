@@ -44,6 +44,7 @@ SENTENCES = [
 ]
 
 MEASURE_JS = """() => {
+  performance.clearResourceTimings();  // the buffer holds 250 entries; each step starts empty
   const idEl = document.getElementById('entry-id');
   const before = idEl.textContent;
   const r = window.__bench = {t0: null, shown: null, playing: null, done: false};
@@ -181,7 +182,8 @@ def markdown(r: dict) -> str:
         "clip; times in the page's own clock from the Ctrl+Enter keydown. Target: next clip shown and",
         "playing in under 100 ms.",
         "",
-        f"Measured {r['date']} on {r['machine']}; Chromium {r['chromium']}; {r['clips']} espeak-ng clips;",
+        f"Measured {r['date']} with `{r['command']}` on {r['machine']}; Chromium {r['chromium']};",
+        f"{r['clips']} espeak-ng clips;",
         f"1-minute load average {r['load_average_1min']} at the start (the machine is shared with other work).",
         "",
         "| step | n | median ms | p90 ms | max ms |",
@@ -215,6 +217,7 @@ def main() -> None:
     if args.clips < args.steps + 3 * args.cold + 4:
         ap.error("--clips must be at least --steps + 3 * --cold + 4")
     result = run(args.clips, args.steps, args.cold)
+    result["command"] = " ".join([".venv/bin/python bench/review_next_clip.py", *sys.argv[1:]])
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "review_next_clip.json").write_text(json.dumps(result, indent=2))
     section = markdown(result)
