@@ -62,6 +62,7 @@ def test_list_and_stats_never_read_audio_blobs(api, clips):
 
 
 @pytest.mark.parametrize("query, expected", [
+    ("reviewed=&q=&ordering=&date_from=", [1, 2, 3, 4, 5, 6]),  # blank form fields mean "any"
     ("reviewed=1", [1, 2, 5]),
     ("reviewed=0", [3, 4, 6]),
     ("trained=1", [1]),
@@ -104,7 +105,7 @@ def test_pagination_pages_and_caps_page_size(api, clips):
 
 @pytest.mark.parametrize("query, field", [
     ("reviewed=yes", "reviewed"), ("date_from=04/10/2025", "date_from"), ("ordering=transcript", "ordering"),
-    ("id_min=-1", "id_min"),
+    ("id_min=-1", "id_min"), ("date_to=2025-02-30", "date_to"), ("q=" + "x" * 201, "q"),
 ])
 def test_bad_filters_answer_400_naming_the_field(api, clips, query, field):
     response = api.get(f"/api/entries?{query}")
