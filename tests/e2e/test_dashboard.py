@@ -52,6 +52,22 @@ def live_app(tmp_path_factory):
     redis.Redis.from_url(REDIS_E2E_URL).flushdb()
 
 
+def wait_js(page, live_app, condition: str, timeout_s: float = 15):
+    """page.wait_for_function with a diagnosis (page state, worker log) instead of a bare timeout.
+    Generous: six engineers share two CPU cores here."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"() => {condition}", timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        state = page.evaluate("""() => ({status: document.querySelector('#run-status').textContent,
+            progress: document.querySelector('#run-progress').value,
+            connection: document.querySelector('#connection').textContent,
+            log: document.querySelector('#run-log').textContent.slice(-500)})""")
+        raise AssertionError(f"not true within {timeout_s}s: {condition}\npage: {state}\n"
+                             f"worker log: {live_app.worker_log.read_text()[-2000:]}") from None
+
+
 def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
     for text in ("turn the lights on", "what is the weather like"):
         insert_speech_clip(live_app.s2s_path, text, is_reviewed=1)
@@ -64,12 +80,12 @@ def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
     page.fill("#cfg-learning_rate", "2e-5")
     page.click("#start-button")
 
-    page.wait_for_function("() => document.querySelector('#run-status').textContent === 'training'", timeout=20000)
-    page.wait_for_function("() => document.querySelector('#run-progress').value > 0", timeout=10000)
+    wait_js(page, live_app, "document.querySelector('#run-status').textContent === 'training'", 20)
+    wait_js(page, live_app, "document.querySelector('#run-progress').value > 0")
     first = page.eval_on_selector("#run-progress", "el => el.value")
-    page.wait_for_function(f"() => document.querySelector('#run-progress').value > {first}", timeout=5000)
-    page.wait_for_function("() => document.querySelector('#m-train_loss').textContent !== '—'")
-    page.wait_for_function("() => document.querySelector('#m-wer').textContent !== '—'", timeout=10000)
+    wait_js(page, live_app, f"document.querySelector('#run-progress').value > {first}")
+    wait_js(page, live_app, "document.querySelector('#m-train_loss').textContent !== '—'")
+    wait_js(page, live_app, "document.querySelector('#m-wer').textContent !== '—'")
     assert "live" in page.inner_text("#connection")  # updates came over the websocket
     assert "queued by reviewer" in page.inner_text("#run-log")
     assert page.locator("#chart-loss canvas").count() == 1 and page.locator("#chart-wer canvas").count() == 1
@@ -77,11 +93,10 @@ def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
 
     page.click("#stop-button")
 
-    page.wait_for_function("() => document.querySelector('#run-status').textContent === 'stopped'", timeout=5000)
+    wait_js(page, live_app, "document.querySelector('#run-status').textContent === 'stopped'", 10)
     assert page.is_enabled("#resume-button") and page.is_disabled("#stop-button")
-    page.wait_for_function("() => document.querySelector('#run-log').textContent.includes('checkpoint')")
-    page.wait_for_function(
-        "() => document.querySelector('#runs-table tbody tr td:nth-child(2)').textContent === 'stopped'")
+    wait_js(page, live_app, "document.querySelector('#run-log').textContent.includes('checkpoint')")
+    wait_js(page, live_app, "document.querySelector('#runs-table tbody tr td:nth-child(2)').textContent === 'stopped'")
     step = int(page.eval_on_selector("#run-progress", "el => el.value"))
     assert 0 < step < 100
     assert page.errors.exceptions == [] and page.errors.console == []
