@@ -127,8 +127,9 @@ def test_early_stopping_ends_the_run_when_validation_wer_stalls(tiny_whisper, tm
 def test_augmentation_multiplies_training_items_only(tiny_whisper, tmp_path):
     config = cfg(tiny_whisper, augment_speed=True, augment_noise_snr_db=20, epochs=1, val_split=0.2,
                  test_split=0.2, batch_size=4)
-    snap = prepare_snapshot(records(10), config, tmp_path / "snap")
+    snap = prepare_snapshot(records(5), config, tmp_path / "snap")
     result = train(config, snap.path, tmp_path / "out")
+    assert snap.counts["train"] == 4 and snap.counts["test"] == 1
     summary = json.loads(result.report_paths["summary_json"].read_text())
     assert summary["data"]["train_items"] == 4 * snap.counts["train"]
     assert result.metrics["steps"] == -(-4 * snap.counts["train"] // 4)
