@@ -139,3 +139,37 @@ def test_a_pipeline_error_fails_the_run_with_its_message(api, worker, s2s_clips)
     assert "Run failed: ValueError: no reviewed clips to train on" in log_messages(run_id)
     # The slot is free again.
     assert api.get("/api/train/status").json()["status"] == "failed"
+
+
+def test_stop_while_paused_wakes_the_loop_and_stops_it(api, worker, s2s_clips):
+    s2s_clips(2)
+    run_id = api.post("/api/train", {"max_steps": 400}, format="json").json()["id"]
+    wait_for(lambda: step_of(run_id) >= 3, what="training steps")
+    api.post(f"/api/runs/{run_id}/pause")
+    wait_for(lambda: "Training loop paused" in log_messages(run_id), timeout=5, what="the loop to pause")
+
+    t0 = time.monotonic()
+    api.post(f"/api/runs/{run_id}/stop")
+    wait_status(run_id, "stopped", timeout=5)
+
+    assert time.monotonic() - t0 < 2.0
+    assert "Training loop resumed" not in log_messages(run_id)
+
+
+def test_a_killed_worker_process_gives_the_run_back_and_it_finishes_from_its_checkpoint(
+        api, worker, s2s_clips, training_env):
+    import psutil
+
+    s2s_clips(2)
+    run_id = api.post("/api/train", {"max_steps": 60}, format="json").json()["id"]
+    wait_for(lambda: step_of(run_id) >= 15, what="training past the first checkpoint")
+
+    for child in psutil.Process(worker.pid).children():  # the prefork pool: one of them runs the loop
+        child.kill()
+
+    wait_status(run_id, "succeeded", "failed", timeout=30)
+    assert status_of(run_id) == "succeeded"
+    ckpt_dir = training_env["artifacts"] / "checkpoints" / f"run_{run_id}" / "ckpt"
+    (resumed,) = [json.loads(line) for line in (ckpt_dir / "steps.jsonl").read_text().splitlines()]
+    assert resumed[0] in (11, 21, 31) and resumed[-1] == 60  # continued from a checkpoint, not step 1
+    assert any(m.startswith("resuming from checkpoint at step") for m in log_messages(run_id))
