@@ -7,7 +7,14 @@ import pytest
 from tests.conftest import tone
 from tests.pipeline.training_fixtures import bundled_tokenizer, record, records
 from training_jobs.pipeline.config import TrainConfig
-from training_jobs.pipeline.data import ValidationLimits, check_clip, load_snapshot, prepare_snapshot, split_for
+from training_jobs.pipeline.data import (
+    ValidationLimits,
+    check_clip,
+    load_snapshot,
+    prepare_snapshot,
+    split_for,
+    split_rows,
+)
 from training_jobs.pipeline.source import ClipRecord, ExcludedClip, content_hash
 
 
@@ -78,6 +85,9 @@ def test_snapshot_writes_dataset_and_manifest_with_every_exclusion(tmp_path):
     original = recs[row["id"] - 1]
     assert np.array_equal(np.asarray(row["audio"], dtype=np.float32), original.samples)
     assert row["text"] == original.transcript
+    clip_id, samples, text = split_rows(dataset["train"])[0]
+    assert (clip_id, text) == (row["id"], row["text"])
+    assert samples.dtype == np.float32 and np.array_equal(samples, original.samples)
 
 
 def test_snapshot_hash_is_stable_and_changes_with_the_data(tmp_path):

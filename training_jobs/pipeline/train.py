@@ -39,7 +39,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .data import load_snapshot
+from .data import load_snapshot, split_rows
 from .features import log_mel
 from .memory import check_fits
 from .progress import Progress, ProgressCallback, RunControl, RunStopped, noop
@@ -234,9 +234,9 @@ def train(
 
     # 4. features, computed once (augmented copies are fixed, so they are cached too) -------------
     t0 = time.monotonic()
-    train_split, val_split, test_split = dataset["train"], dataset["validation"], dataset["test"]
+    train_rows, val_rows, test_rows = (split_rows(dataset[name]) for name in ("train", "validation", "test"))
     items: list[TrainItem] = expand_training_set(
-        [(r["id"], np.asarray(r["audio"], dtype=np.float32), r["text"]) for r in train_split],
+        train_rows,
         speed=config.augment_speed, noise_snr_db=config.augment_noise_snr_db,
         normalize=config.augment_normalize, seed=config.seed,
     )
@@ -249,8 +249,8 @@ def train(
 
     train_features = FeatureCache([item.samples for item in items], n_mels, on_item=feature_progress)
     train_labels = [label_ids(tokenizer, item.text, start_id) for item in items]
-    val_samples = [np.asarray(a, dtype=np.float32) for a in val_split["audio"]]
-    val_texts = list(val_split["text"])
+    val_samples = [samples for _id, samples, _text in val_rows]
+    val_texts = [text for _id, _samples, text in val_rows]
     val_features = FeatureCache(val_samples, n_mels) if val_samples else None
     val_labels = [label_ids(tokenizer, t, start_id) for t in val_texts]
     timings["features"] = time.monotonic() - t0
@@ -397,12 +397,11 @@ def train(
         new_model = new_model.merge_and_unload()
     new_model.config.use_cache = True
     metrics = {"steps": state.global_step, "best_val_wer": state.best_wer, "best_step": state.best_step,
-               "test_clips": len(test_split), "base_wer": None, "base_cer": None, "new_wer": None,
+               "test_clips": len(test_rows), "base_wer": None, "base_cer": None, "new_wer": None,
                "new_cer": None, "trainable_parameters": n_trainable}
     report_paths: dict[str, Path] = {}
-    if len(test_split):
-        test_samples = [np.asarray(a, dtype=np.float32) for a in test_split["audio"]]
-        test_texts, test_ids = list(test_split["text"]), list(test_split["id"])
+    if test_rows:
+        test_ids, test_samples, test_texts = (list(column) for column in zip(*test_rows, strict=True))
         new_hyps = evaluate.transcribe(new_model, processor, test_samples, batch_size=EVAL_BATCH_SIZE,
                                        device=run_device, language=config.language)
         base_model, _ = models.load_model_and_processor(base_path, run_device, torch.float32)
@@ -419,7 +418,7 @@ def train(
     # 9. save model, metadata, curves, reports ------------------------------------------------
     on_progress(Progress("exporting", step=state.global_step, total=total_steps, message="saving model"))
     status = "early_stopped" if state.stopped_early else "completed"
-    trained_clip_ids = sorted(int(i) for i in list(train_split["id"]) + list(val_split["id"]))
+    trained_clip_ids = sorted(clip_id for clip_id, _samples, _text in train_rows + val_rows)
     timings["wall_this_session"] = time.monotonic() - t_start
     metadata = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
