@@ -4,12 +4,16 @@ Why raw SQL here: in `s2s_training_data` the audio blob sits before `is_reviewed
 `is_trained` and `timestamp`, so reading any of those from the row makes SQLite follow the
 blob's whole overflow-page chain (tens of pages per clip), and even a plain table scan reads
 a near-full page per row. Every condition is therefore answered from a covering index made by
-`review.schema` (`_idx_flags`, `_idx_timestamp`, `_idx_id`, `_idx_transcript`, `_idx_null_blob`),
-and `INDEXED BY` pins the plan so SQLite can never fall back to the table. One index "drives"
-each query (and gives the order when it can); conditions living in another index become
-`id IN (SELECT id ... INDEXED BY ...)` sub-queries, each built once per statement.
-Measured on 20,000 clips (3.8 GB): count + page of ids take 0.2 ms unfiltered, about 2 ms with a
-flag filter, 5-10 ms with a text search (a LIKE scan of the transcript index).
+`review.schema`, and `INDEXED BY` pins each plan so SQLite never falls back to the table:
+`_idx_row` (id, is_reviewed, is_trained, timestamp) for id order, flags and dates;
+`_idx_timestamp` (timestamp, id) for time order; `_idx_transcript` for text search;
+`_idx_null_blob` (partial) for missing audio; `_idx_flags` for counts by flag.
+
+One index "drives" each query and gives its order. Conditions it cannot answer are checked
+with one correlated seek into `_idx_row` per candidate, or (text, problems) probed in a list
+built once per statement. Measured on 20,000 clips (3.8 GB), in-process, 2 busy cores:
+count + page of ids about 0.3 ms unfiltered or with flag/date filters, prev/next about 0.1 ms,
+a text search 3-20 ms (a common word matches most rows).
 """
 from __future__ import annotations
 
@@ -25,16 +29,17 @@ CLIP_TABLE = "s2s_training_data"
 META_TABLE = "s2s_review_clipmeta"
 FLAGS_INDEX = "s2s_review_idx_flags"
 TIMESTAMP_INDEX = "s2s_review_idx_timestamp"
-ID_INDEX = "s2s_review_idx_id"
+ROW_INDEX = "s2s_review_idx_row"
 TRANSCRIPT_INDEX = "s2s_review_idx_transcript"
 NULL_BLOB_INDEX = "s2s_review_idx_null_blob"
 ORDERINGS = ("id", "-id", "timestamp", "-timestamp")
+ANY = ("any",)  # a condition every index can answer (id ranges, self-contained sub-queries)
 MAX_PAGE_SIZE = 500
 
 # Where columns can be read without the table row (whose cells are large and whose flags sit
 # behind the blob): each covering index, named by what it holds. `id` is in all of them.
 _SOURCES = {
-    "id": f"{CLIP_TABLE} INDEXED BY {ID_INDEX}",
+    "row": f"{CLIP_TABLE} INDEXED BY {ROW_INDEX}",
     "flags": f"{CLIP_TABLE} INDEXED BY {FLAGS_INDEX}",
     "ts": f"{CLIP_TABLE} INDEXED BY {TIMESTAMP_INDEX}",
     "text": f"{CLIP_TABLE} INDEXED BY {TRANSCRIPT_INDEX}",
@@ -147,47 +152,56 @@ class ClipQuery:
             self.driver = "ts"
         elif filters.q:
             # The LIKE scan is cheap; a list of its matches is not (a common word matches most
-            # rows): scan the transcript index in place and probe the other conditions' lists.
+            # rows): scan the transcript index in place, check the rest per match.
             self.driver = "text"
-        elif filters.reviewed is not None or filters.trained is not None:
-            self.driver = "flags"
-        elif filters.date_from or filters.date_to:
-            self.driver = "ts"
         else:
-            self.driver = "id"
+            self.driver = "row"  # id order, flags and dates all in one index
 
-    # (source, sql, params): source says where the columns can be read cheaply.
-    def _conditions(self) -> list[tuple[str, str, list]]:
+    # (sources, sql, params): the indexes that hold every column the condition reads.
+    def _conditions(self) -> list[tuple[tuple[str, ...], str, list]]:
         f, out = self.f, []
         if f.reviewed is not None:
-            out.append(("flags", "COALESCE(is_reviewed, 0) " + ("!= 0" if f.reviewed else "= 0"), []))
+            out.append((("row", "flags"), "COALESCE(is_reviewed, 0) " + ("!= 0" if f.reviewed else "= 0"), []))
         if f.trained is not None:
-            out.append(("flags", "COALESCE(is_trained, 0) " + ("!= 0" if f.trained else "= 0"), []))
+            out.append((("row", "flags"), "COALESCE(is_trained, 0) " + ("!= 0" if f.trained else "= 0"), []))
         lo, hi = date_bounds(f.date_from, f.date_to)
         if lo is not None:
-            out.append(("ts", "timestamp >= %s", [lo]))
+            out.append((("ts", "row"), "timestamp >= %s", [lo]))
         if hi is not None:
-            out.append(("ts", "timestamp < %s", [hi]))
+            out.append((("ts", "row"), "timestamp < %s", [hi]))
         if f.id_min is not None:
-            out.append(("any", "id >= %s", [f.id_min]))
+            out.append((ANY, "id >= %s", [f.id_min]))
         if f.id_max is not None:
-            out.append(("any", "id <= %s", [f.id_max]))
+            out.append((ANY, "id <= %s", [f.id_max]))
         if f.q:
-            out.append(("text", "transcript LIKE %s ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
+            out.append((("text",), "transcript LIKE %s ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
         if f.has_problem is not None:
-            out.append(("any", PROBLEM_SQL if f.has_problem else f"NOT {PROBLEM_SQL}", []))
+            out.append((ANY, PROBLEM_SQL if f.has_problem else f"NOT {PROBLEM_SQL}", []))
         return out
 
-    def where(self, extra: list[tuple[str, str, list]] = ()) -> tuple[str, list]:
-        parts, params = [], []
-        for source, sql, p in [*self._conditions(), *extra]:
-            if source in ("any", self.driver):
+    def where(self, extra=()) -> tuple[str, list]:
+        """WHERE for the driving index: its own conditions in place, the row index's conditions
+        as one correlated seek per candidate, anything else as a list built once."""
+        parts, params, seek, seek_params = [], [], [], []
+        for sources, sql, p in [*self._conditions(), *extra]:
+            if sources == ANY or self.driver in sources:
                 parts.append(sql)
+                params.extend(p)
+            elif "row" in sources:
+                seek.append(sql)
+                seek_params.extend(p)
             else:
                 # `+id`: probe the list while walking the driving index in order, rather than
                 # letting SQLite seek each listed id and then sort them all.
-                parts.append(f"+id IN (SELECT id FROM {_SOURCES[source]} WHERE {sql})")
-            params.extend(p)
+                parts.append(f"+id IN (SELECT id FROM {_SOURCES[sources[0]]} WHERE {sql})")
+                params.extend(p)
+        if seek:
+            # Bare column names inside resolve to the aliased row-index entry of the same id.
+            parts.append(
+                f"EXISTS (SELECT 1 FROM {CLIP_TABLE} AS r INDEXED BY {ROW_INDEX}"
+                f" WHERE r.id = {CLIP_TABLE}.id AND {' AND '.join(seek)})"
+            )
+            params.extend(seek_params)
         return (" WHERE " + " AND ".join(parts)) if parts else "", params
 
     def order_by(self, reverse: bool = False) -> str:
@@ -218,13 +232,13 @@ class ClipQuery:
         """
         ascending = forward != self.f.descending  # walking up the sort key?
         if not self.f.by_timestamp:
-            conds = [("any", "id > %s" if ascending else "id < %s", [clip_id])]
+            conds = [(ANY, "id > %s" if ascending else "id < %s", [clip_id])]
         elif ascending:
-            conds = ([("ts", "timestamp IS NULL AND id > %s", [clip_id]), ("ts", "timestamp IS NOT NULL", [])]
-                     if raw_timestamp is None else [("ts", "(timestamp, id) > (%s, %s)", [raw_timestamp, clip_id])])
+            conds = ([(("ts",), "timestamp IS NULL AND id > %s", [clip_id]), (("ts",), "timestamp IS NOT NULL", [])]
+                     if raw_timestamp is None else [(("ts",), "(timestamp, id) > (%s, %s)", [raw_timestamp, clip_id])])
         else:
-            conds = ([("ts", "timestamp IS NULL AND id < %s", [clip_id])] if raw_timestamp is None
-                     else [("ts", "(timestamp, id) < (%s, %s)", [raw_timestamp, clip_id]), ("ts", "timestamp IS NULL", [])])
+            conds = ([(("ts",), "timestamp IS NULL AND id < %s", [clip_id])] if raw_timestamp is None
+                     else [(("ts",), "(timestamp, id) < (%s, %s)", [raw_timestamp, clip_id]), (("ts",), "timestamp IS NULL", [])])
         out = []
         for cond in conds:
             where, params = self.where([cond])

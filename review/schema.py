@@ -24,9 +24,10 @@ CLIP_TABLE = "s2s_training_data"
 CLIP_INDEXES = """
 CREATE INDEX IF NOT EXISTS s2s_review_idx_flags ON s2s_training_data (is_reviewed, is_trained, id);
 CREATE INDEX IF NOT EXISTS s2s_review_idx_timestamp ON s2s_training_data (timestamp, id);
--- Cheap to build (no blob walk): id order without the table's big leaf cells, transcript search
--- and NULL-blob rows without a table scan (review.filters uses them; each build takes tens of ms).
-CREATE INDEX IF NOT EXISTS s2s_review_idx_id ON s2s_training_data (id);
+-- Everything but text and audio, in id order: lists, flag/date filters and per-id look-ups
+-- read this instead of rows (built once, walking each blob like the two above).
+CREATE INDEX IF NOT EXISTS s2s_review_idx_row ON s2s_training_data (id, is_reviewed, is_trained, timestamp);
+-- Cheap to build (no blob walk): transcript search and NULL-blob rows without a table scan.
 CREATE INDEX IF NOT EXISTS s2s_review_idx_transcript ON s2s_training_data (transcript);
 CREATE INDEX IF NOT EXISTS s2s_review_idx_null_blob ON s2s_training_data (id) WHERE audio_blob IS NULL;
 """

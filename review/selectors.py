@@ -17,7 +17,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .audio import AudioMetrics, ClipDecodeError, decode_pcm, measure
-from .filters import CLIP_TABLE, FLAGS_INDEX, ID_INDEX, META_TABLE, TIMESTAMP_INDEX, ClipFilters, ClipQuery
+from .filters import CLIP_TABLE, FLAGS_INDEX, META_TABLE, ROW_INDEX, ClipFilters, ClipQuery
 from .models import ClipEdit, ClipMeta, ReviewSession, TrashedClip
 from .timestamps import parse_timestamp
 
@@ -129,7 +129,7 @@ def _text(value) -> str | None:
 
 
 def clip_rows(ids: list[int]) -> list[ClipRow]:
-    """Rows for these ids, in this order, from four indexed queries and no blob reads."""
+    """Rows for these ids, in this order, from three indexed look-ups and no blob reads."""
     if not ids:
         return []
     marks = _placeholders(len(ids))
@@ -141,12 +141,10 @@ def clip_rows(ids: list[int]) -> list[ClipRow]:
         }
         flags = {
             r[0]: r for r in cur.execute(
-                f"SELECT id, is_reviewed, is_trained FROM {CLIP_TABLE} INDEXED BY {FLAGS_INDEX} WHERE id IN ({marks})", ids
+                f"SELECT id, is_reviewed, is_trained, +timestamp FROM {CLIP_TABLE} INDEXED BY {ROW_INDEX} WHERE id IN ({marks})",
+                ids,
             ).fetchall()
         }
-        stamps = dict(cur.execute(
-            f"SELECT id, +timestamp FROM {CLIP_TABLE} INDEXED BY {TIMESTAMP_INDEX} WHERE id IN ({marks})", ids
-        ).fetchall())
         meta = {
             r[0]: r for r in cur.execute(
                 f"SELECT clip_id, original_transcript, version, duration_s, problem FROM {META_TABLE} WHERE clip_id IN ({marks})",
@@ -159,8 +157,7 @@ def clip_rows(ids: list[int]) -> list[ClipRow]:
             continue  # deleted between the id query and now
         _, transcript, blob_null = base[clip_id]
         transcript = _text(transcript)
-        _, is_reviewed, is_trained = flags.get(clip_id, (clip_id, 0, 0))
-        raw_ts = stamps.get(clip_id)
+        _, is_reviewed, is_trained, raw_ts = flags.get(clip_id, (clip_id, 0, 0, None))
         ts = parse_timestamp(raw_ts)
         _, original, version, duration, meta_problem = meta.get(clip_id, (clip_id, None, 1, None, ""))
         problem, detail = _problem(blob_null=bool(blob_null), meta_problem=meta_problem or "", transcript=transcript, ts=ts)
@@ -342,7 +339,7 @@ def clips_lacking_meta(limit: int) -> list[int]:
     """Ids whose duration and metrics are not cached yet (never decoded, or decoded before a change)."""
     with _cursor() as cur:
         return [r[0] for r in cur.execute(
-            f"SELECT id FROM {CLIP_TABLE} INDEXED BY {ID_INDEX} WHERE id NOT IN"
+            f"SELECT id FROM {CLIP_TABLE} INDEXED BY {ROW_INDEX} WHERE id NOT IN"
             f" (SELECT clip_id FROM {META_TABLE} WHERE duration_s IS NOT NULL OR problem != '') ORDER BY id LIMIT %s",
             [limit],
         ).fetchall()]

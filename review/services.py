@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
 
-from .filters import CLIP_TABLE, FLAGS_INDEX, META_TABLE
+from .filters import CLIP_TABLE, META_TABLE, ROW_INDEX
 from .models import ClipEdit, ClipMeta, ReviewSession
 from .selectors import METRIC_FIELDS, ClipMeasure, ClipNotFound, _text, clip_blobs, clip_measure, clips_lacking_meta
 
@@ -219,7 +219,7 @@ def clips_set_flags(ids: Iterable[int], user, *, is_reviewed: bool | None = None
         with connections[DB].cursor() as cur:
             marks = ", ".join(["%s"] * len(ids))
             current = cur.execute(
-                f"SELECT id, is_reviewed, is_trained FROM {CLIP_TABLE} INDEXED BY {FLAGS_INDEX} WHERE id IN ({marks})", ids
+                f"SELECT id, is_reviewed, is_trained FROM {CLIP_TABLE} INDEXED BY {ROW_INDEX} WHERE id IN ({marks})", ids
             ).fetchall()
             for clip_id, rev, trn in current:
                 values = {"is_reviewed": bool(rev), "is_trained": bool(trn)}

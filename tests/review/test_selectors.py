@@ -41,7 +41,7 @@ def test_no_filter_ever_scans_the_clip_table(insert_clip, filters):
             # A SCAN of the table (not of an index) would read every row's big cell or blob chain.
             assert not (step.startswith("SCAN s2s_training_data") and "INDEX" not in step), (sql, step)
             assert "s2s_training_data" not in step or "INDEX" in step or "INTEGER PRIMARY KEY" in step, (sql, step)
-    if filters.by_timestamp or query.driver == "id":  # the driving index gives the order
+    if filters.by_timestamp or query.driver == "row":  # the driving index gives the order
         for sql, params in statements[2:]:
             # prev/next stop at their first row: never a sort of every candidate
             assert not any("TEMP B-TREE" in step for step in plans(sql, params)), sql
