@@ -425,7 +425,10 @@ function go(id, { autoplay = true, reviewed = false } = {}) {
 
 const actions = {
   playPause: () => player.toggle(),
-  save: () => serial(() => save()),
+  save: () => serial(async () => {
+    if (state.entry && !isDirty()) toast("No changes to save.", { timeout: 1500 });
+    else await save();
+  }),
   saveNext: () => go(state.entry?.next_id, { reviewed: true }),
   review: () => serial(() => save({ reviewed: true })),
   prev: () => go(state.entry?.prev_id),
