@@ -205,6 +205,7 @@ function follow(runId) {
   try {
     socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${runId}/`);
   } catch {
+    setConnection("· polling");
     startPolling(runId);
     return;
   }

@@ -68,7 +68,7 @@ def wait_js(page, live_app, condition: str, timeout_s: float = 15):
                              f"worker log: {live_app.worker_log.read_text()[-2000:]}") from None
 
 
-def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
+def test_start_a_run_watch_it_live_stop_it_and_resume_it(page, live_app, screenshot_dir):
     for text in ("turn the lights on", "what is the weather like"):
         insert_speech_clip(live_app.s2s_path, text, is_reviewed=1)
 
@@ -81,9 +81,11 @@ def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
     page.click("#start-button")
 
     wait_js(page, live_app, "document.querySelector('#run-status').textContent === 'training'", 20)
-    wait_js(page, live_app, "document.querySelector('#run-progress').value > 0")
-    first = page.eval_on_selector("#run-progress", "el => el.value")
-    wait_js(page, live_app, f"document.querySelector('#run-progress').value > {first}")
+    # The bar showed data preparation first (its own 0-100%); training steps read "step N/400".
+    step_js = "parseInt((document.querySelector('#run-step').textContent.match(/step (\\d+)\\/400/) || [0, 0])[1])"
+    wait_js(page, live_app, f"{step_js} > 0")
+    first = page.evaluate(f"() => {step_js}")
+    wait_js(page, live_app, f"{step_js} > {first} && document.querySelector('#run-progress').value < 100")
     wait_js(page, live_app, "document.querySelector('#m-train_loss').textContent !== '—'")
     wait_js(page, live_app, "document.querySelector('#m-wer').textContent !== '—'")
     assert "live" in page.inner_text("#connection")  # updates came over the websocket
@@ -97,7 +99,38 @@ def test_start_a_run_watch_it_live_and_stop_it(page, live_app, screenshot_dir):
     assert page.is_enabled("#resume-button") and page.is_disabled("#stop-button")
     wait_js(page, live_app, "document.querySelector('#run-log').textContent.includes('checkpoint')")
     wait_js(page, live_app, "document.querySelector('#runs-table tbody tr td:nth-child(2)').textContent === 'stopped'")
-    step = int(page.eval_on_selector("#run-progress", "el => el.value"))
-    assert 0 < step < 100
+    stopped_at = page.evaluate(f"() => {step_js}")
+    assert 0 < stopped_at < 400
+
+    page.click("#resume-button")  # continues from the checkpoint the stop wrote
+
+    wait_js(page, live_app, "document.querySelector('#run-log').textContent.includes('resuming from checkpoint at step')")
+    wait_js(page, live_app, f"{step_js} > {stopped_at}")
+    assert page.inner_text("#run-status") == "training"
+    page.click("#stop-button")
+    wait_js(page, live_app, "document.querySelector('#run-status').textContent === 'stopped'", 10)
     assert page.errors.exceptions == [] and page.errors.console == []
     assert "Traceback" not in live_app.worker_log.read_text()
+
+
+def test_without_websockets_the_page_follows_the_run_by_polling_rest(context, live_app):
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A proxy that drops websockets: the constructor fails, as it does where ws:// is blocked.
+    page.add_init_script("window.WebSocket = function () { throw new Error('websockets blocked'); };")
+    insert_speech_clip(live_app.s2s_path, "play some jazz", is_reviewed=1)
+
+    page.goto("/training/")
+    page.wait_for_selector("#runs-table tbody td")
+    page.click("details > summary")
+    page.fill("#cfg-max_steps", "400")
+    page.click("#start-button")
+
+    wait_js(page, live_app, "document.querySelector('#connection').textContent.includes('polling')")
+    wait_js(page, live_app, "document.querySelector('#run-status').textContent === 'training'", 20)
+    wait_js(page, live_app, "document.querySelector('#run-step').textContent.includes('/400')")
+    wait_js(page, live_app, "document.querySelector('#run-log').textContent.includes('queued by reviewer')")
+    page.click("#stop-button")  # over REST: there is no socket
+    wait_js(page, live_app, "document.querySelector('#run-status').textContent === 'stopped'", 10)
+    assert errors == []
