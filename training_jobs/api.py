@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from training_jobs import selectors, services
 from training_jobs.models import TrainingRun
-from training_jobs.serializers import RunDetailSerializer, RunSerializer, TrainConfigSerializer
+from training_jobs.serializers import LogPageSerializer, RunDetailSerializer, RunSerializer, TrainConfigSerializer
 
 
 class RunApiError(APIException):
@@ -68,7 +68,7 @@ class TrainLogsApi(APIView):
                                          default=selectors.LOG_PAGE)
 
     @extend_schema(parameters=[OpenApiParameter("offset", int), OpenApiParameter("run", int),
-                               OpenApiParameter("limit", int)])
+                               OpenApiParameter("limit", int)], responses={200: LogPageSerializer})
     def get(self, request):
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

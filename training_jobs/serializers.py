@@ -73,3 +73,20 @@ class RunDetailSerializer(RunSerializer):
         from training_jobs.selectors import run_metrics
 
         return run_metrics(run.pk)
+
+
+class LogLineSerializer(serializers.Serializer):
+    offset = serializers.IntegerField()
+    level = serializers.CharField()
+    message = serializers.CharField()
+    time = serializers.DateTimeField(allow_null=True)
+
+
+class LogPageSerializer(serializers.Serializer):
+    """GET /api/train/logs: lines after `offset`; ask with `next_offset` next time."""
+
+    run = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(required=False)
+    offset = serializers.IntegerField()
+    next_offset = serializers.IntegerField()
+    lines = LogLineSerializer(many=True)

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -55,6 +56,12 @@ class RunConflict(RunError):
     def __init__(self, message: str, active_run_id: int | None = None):
         super().__init__(message)
         self.active_run_id = active_run_id
+
+
+class RunControlUnavailable(RunError):
+    """Redis (run control) does not answer: nothing was changed."""
+
+    status_code = 503
 
 
 class RunStateError(RunError):
@@ -138,7 +145,7 @@ def run_start(*, config: dict[str, Any] | TrainConfig | None = None, user=None) 
             active = active_runs.first()
             raise RunConflict(f"run {active.pk} is {active.status}; stop it or wait for it to finish", active.pk)
         run = TrainingRun.objects.create(config=config.to_dict(), created_by=_user_or_none(user))
-        control.control_set(run.pk, control.RUNNING)
+        _control_set(run.pk, control.RUNNING)
         _enqueue(run, "run_prepare")
     log_and_publish(run.pk, f"Run {run.pk} queued by {_name(user)}")
     return run
@@ -149,7 +156,7 @@ def run_pause(*, run_id: int, user=None) -> TrainingRun:
         run = _locked(run_id)
         if run.status not in (RunStatus.TRAINING, RunStatus.EVALUATING):
             raise RunStateError(f"run {run_id} is {run.status}; only a training run can be paused")
-        control.control_set(run_id, control.PAUSED)
+        _control_set(run_id, control.PAUSED)
         run.status = RunStatus.PAUSED
         run.save(update_fields=["status", "updated_at"])
     publish_status(run)
@@ -164,7 +171,7 @@ def run_resume(*, run_id: int, user=None) -> TrainingRun:
         _lock_training_slot()
         run = _locked(run_id)
         if run.status == RunStatus.PAUSED:
-            control.control_set(run_id, control.RUNNING)
+            _control_set(run_id, control.RUNNING)
             run.status = RunStatus.EVALUATING if run.progress.get("stage") == "evaluating" else RunStatus.TRAINING
             run.save(update_fields=["status", "updated_at"])
             note = f"Resume requested by {_name(user)}"
@@ -173,7 +180,7 @@ def run_resume(*, run_id: int, user=None) -> TrainingRun:
             if active.count() >= settings.S2S_MAX_ACTIVE_RUNS:
                 first = active.order_by("id").first()
                 raise RunConflict(f"run {first.pk} is {first.status}; stop it before resuming run {run_id}", first.pk)
-            control.control_set(run_id, control.RUNNING)
+            _control_set(run_id, control.RUNNING)
             run.status, run.error, run.finished_at = RunStatus.QUEUED, "", None
             run.save(update_fields=["status", "error", "finished_at", "updated_at"])
             _enqueue(run, "run_train" if run.snapshot_path else "run_prepare")
@@ -195,7 +202,7 @@ def run_stop(*, run_id: int, user=None) -> TrainingRun:
     with transaction.atomic():
         run = _locked(run_id)
         if run.status in ACTIVE_STATUSES:
-            control.control_set(run_id, control.STOPPED)
+            _control_set(run_id, control.STOPPED)
         if run.status == RunStatus.QUEUED:
             run.status, run.finished_at, note = RunStatus.STOPPED, timezone.now(), "stopped before it started"
         elif run.status == RunStatus.STOPPING:
@@ -323,6 +330,14 @@ def _enqueue(run: TrainingRun, task_name: str) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(task_id=task_id)
     run.task_id = task_id
     transaction.on_commit(partial(task.apply_async, args=(run.pk,), task_id=task_id))
+
+
+def _control_set(run_id: int, state: str) -> None:
+    """Inside the caller's transaction: if Redis is down the row change is rolled back too."""
+    try:
+        control.control_set(run_id, state)
+    except redis.RedisError as e:
+        raise RunControlUnavailable(f"run control (Redis at REDIS_URL) is unavailable: {e}") from None
 
 
 def _superseded(run: TrainingRun, task_id: str | None) -> bool:

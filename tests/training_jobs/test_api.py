@@ -138,3 +138,24 @@ def test_a_task_that_is_not_the_runs_latest_does_nothing(training_env):
 
     run.refresh_from_db()
     assert run.status == "queued" and run.started_at is None
+
+
+def test_when_redis_is_down_start_answers_503_and_creates_nothing(api, no_queue, training_env, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+    response = api.post("/api/train", {}, format="json")
+
+    assert response.status_code == 503 and "Redis" in response.json()["detail"]
+    assert not TrainingRun.objects.exists()
+
+
+def test_admin_lists_and_shows_runs(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "", "root-pass-123")
+    client.force_login(admin)
+    run = TrainingRun.objects.create(config={"epochs": 3}, status="failed", error="ValueError: boom")
+    relay.log_append(run.pk, ["first line"])
+
+    assert client.get("/admin/training_jobs/trainingrun/").status_code == 200
+    detail = client.get(f"/admin/training_jobs/trainingrun/{run.pk}/change/")
+    assert detail.status_code == 200 and "ValueError: boom" in detail.content.decode()
+    assert "first line" in detail.content.decode()

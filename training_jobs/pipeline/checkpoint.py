@@ -22,6 +22,8 @@ PREFIX = "step-"
 STATE_FILE = "state.pt"
 BEST_FILE = "best-weights.pt"
 KEEP = 2
+# Settings that may differ between the run that wrote a checkpoint and the one resuming it.
+RESUMABLE_CHANGES = {"device", "num_workers", "precision"}
 
 
 @dataclass
@@ -33,6 +35,7 @@ class TrainState:
     global_step: int = 0
     order: list[int] = field(default_factory=list)
     best_wer: float | None = None
+    best_val_loss: float | None = None
     best_step: int = 0
     evals_without_improvement: int = 0
     stopped_early: bool = False
@@ -103,14 +106,22 @@ def latest_checkpoint(checkpoint_dir: str | Path | None) -> Path | None:
     return done[-1] if done else None
 
 
-def load_checkpoint(path: str | Path, *, model, optimizer, scheduler, scaler, snapshot_hash: str) -> TrainState:
-    """Restore everything in place and return the loop position. Refuses another snapshot's checkpoint."""
+def load_checkpoint(path: str | Path, *, model, optimizer, scheduler, scaler, snapshot_hash: str,
+                    config: dict | None = None) -> TrainState:
+    """Restore everything in place and return the loop position. Refuses the checkpoint of other
+    data or of other training settings: resuming it would silently train something else."""
     blob = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)
     if blob["snapshot_hash"] != snapshot_hash:
         raise ValueError(
             f"checkpoint {path} belongs to snapshot {blob['snapshot_hash']}, not {snapshot_hash}: "
             "use a fresh checkpoint directory for new data"
         )
+    if config is not None:
+        changed = sorted(k for k in config.keys() | blob["config"].keys()
+                         if k not in RESUMABLE_CHANGES and config.get(k) != blob["config"].get(k))
+        if changed:
+            raise ValueError(f"checkpoint {path} was written with other settings ({', '.join(changed)}): "
+                             "resume with the same configuration or use a fresh checkpoint directory")
     load_trainable_state(model, blob["weights"])
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])

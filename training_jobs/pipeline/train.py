@@ -46,6 +46,7 @@ from .progress import Progress, ProgressCallback, RunControl, RunStopped, noop
 from .report import git_revision, package_versions, write_training_report
 
 MAX_GRAD_NORM = 1.0
+LOSS_MIN_DELTA = 0.001  # a validation loss must fall by 0.1% to break a WER tie
 EVAL_BATCH_SIZE = 8
 FEATURE_CACHE_BYTES = 4 * 2**30  # 80 x 3000 float32 = 0.94 MB a clip: about 4,400 clips
 
@@ -274,7 +275,8 @@ def train(
     resumed_from = latest_checkpoint(checkpoint_dir)
     if resumed_from is not None:
         state = load_checkpoint(resumed_from, model=accelerator.unwrap_model(model), optimizer=optimizer,
-                                scheduler=scheduler, scaler=accelerator.scaler, snapshot_hash=snapshot_hash)
+                                scheduler=scheduler, scaler=accelerator.scaler, snapshot_hash=snapshot_hash,
+                                config=config.to_dict())
         on_progress(Progress("loading", step=state.global_step, total=total_steps,
                              message=f"resumed from {resumed_from.name}"))
 
@@ -306,8 +308,12 @@ def train(
         if result is None:
             return False
         state.history.append({"step": state.global_step, "epoch": state.epoch, **result})
-        if state.best_wer is None or result["wer"] < state.best_wer - 1e-9:
-            state.best_wer, state.best_step, state.evals_without_improvement = result["wer"], state.global_step, 0
+        # Better WER, or the same WER at a clearly lower loss (small validation sets tie on WER a lot).
+        if state.best_wer is None or result["wer"] < state.best_wer - 1e-9 or (
+                abs(result["wer"] - state.best_wer) <= 1e-9
+                and result["val_loss"] < state.best_val_loss * (1 - LOSS_MIN_DELTA)):
+            state.best_wer, state.best_val_loss = result["wer"], result["val_loss"]
+            state.best_step, state.evals_without_improvement = state.global_step, 0
             save_best(checkpoint_dir, accelerator.unwrap_model(model))
         else:
             state.evals_without_improvement += 1
