@@ -408,10 +408,15 @@ function resolveConflict(entry, current, fields) {
 }
 
 // ---------------------------------------------------------------- actions
-/** Move to clip `id`, saving unsaved text first; stays put when that save does not succeed. */
-function go(id, { autoplay = true, reviewed = false } = {}) {
+/**
+ * Move to the clip `pick(entry)` names, saving unsaved text first; stays put when that save does
+ * not succeed. The target is picked when the move runs, not when the key was pressed, so three
+ * quick presses of → go three clips on.
+ */
+function go(pick, { autoplay = true, reviewed = false } = {}) {
   return serial(async () => {
     if (!state.entry) return;
+    const id = pick(state.entry);
     if (isDirty() || reviewed) {
       if (!(await save({ reviewed }))) return;
     }
@@ -429,11 +434,11 @@ const actions = {
     if (state.entry && !isDirty()) toast("No changes to save.", { timeout: 1500 });
     else await save();
   }),
-  saveNext: () => go(state.entry?.next_id, { reviewed: true }),
+  saveNext: () => go((e) => e.next_id, { reviewed: true }),
   review: () => serial(() => save({ reviewed: true })),
-  prev: () => go(state.entry?.prev_id),
-  next: () => go(state.entry?.next_id),
-  skip: () => go(state.entry?.next_unreviewed_id),
+  prev: () => go((e) => e.prev_id),
+  next: () => go((e) => e.next_id),
+  skip: () => go((e) => e.next_unreviewed_id),
   undo: () => applyHistory(state.history?.undo()),
   redo: () => applyHistory(state.history?.redo()),
   remove: () => serial(removeClip),

@@ -520,3 +520,12 @@ def test_date_range_and_problem_filters(page, add_clip):
     expect(page.locator("#warnings")).to_contain_text("Audio problem")
     assert page.is_disabled("#btn-prev") and page.is_disabled("#btn-next")
     expect(page.locator("#filter-count")).to_have_text("2")
+
+
+def test_quick_presses_each_move_one_clip(page, add_clip):
+    ids = [add_clip(f"clip number {n}") for n in range(4)]
+    open_review(page, ids)
+    blur_editor(page)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    expect(page.locator("#entry-id")).to_have_text(str(ids[3]))
