@@ -109,7 +109,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_weigh
     assert_same(straight_weights, final_weights(tmp_path / "killed"))
 
 
-def test_a_checkpoint_from_other_data_is_refused(tmp_path):
+def test_a_checkpoint_from_other_data_or_settings_is_refused(tmp_path):
     model_dir = make_tiny_whisper(tmp_path / "tiny")
     config = TrainConfig(base_model=str(model_dir), batch_size=2, epochs=1, val_split=0.0, test_split=0.0,
                          checkpoint_every=1)
@@ -121,8 +121,8 @@ def test_a_checkpoint_from_other_data_is_refused(tmp_path):
     except RunStopped:
         pass
     other = prepare_snapshot(records(6), config, tmp_path / "b")
-    try:
+    with pytest.raises(ValueError, match="belongs to snapshot"):
         train(config, other.path, tmp_path / "o", checkpoint_dir=tmp_path / "ck")
-        raise AssertionError("resumed onto different data")
-    except ValueError as e:
-        assert "belongs to snapshot" in str(e)
+    with pytest.raises(ValueError, match=r"other settings \(batch_size, learning_rate\)"):
+        train(TrainConfig.from_dict({**config.to_dict(), "batch_size": 4, "learning_rate": 1e-4}), first.path,
+              tmp_path / "o", checkpoint_dir=tmp_path / "ck")
