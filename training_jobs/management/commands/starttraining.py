@@ -56,31 +56,35 @@ class TqdmProgress:
     """Progress listener: one tqdm bar per stage, loss / lr / WER in the postfix."""
 
     def __init__(self, stream, enabled: bool = True):
-        self.stream, self.enabled, self.bar, self.stage = stream, enabled, None, None
+        self.stream, self.enabled, self.bar, self.stage, self.postfix = stream, enabled, None, None, {}
 
     def __call__(self, event: Progress) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
+        if not event.total or event.stage not in ("preparing", "loading", "training"):
+            if event.message:  # a stage without steps: one line, no bar
+                self.close()
+                self.stage = None
+                tqdm.write(f"{event.stage}: {event.message}", file=self.stream)
+            return
         if event.stage != self.stage or (self.bar is not None and event.total and self.bar.total != event.total):
             self.close()
             self.stage = event.stage
+            self.postfix: dict[str, str] = {}
             self.bar = tqdm(total=event.total or None, desc=event.stage, file=self.stream, dynamic_ncols=True,
                             leave=event.stage in ("preparing", "training"))
-        if event.total:
-            self.bar.n = event.step
-        postfix = {}
+        self.bar.n = event.step
         if event.train_loss is not None:
-            postfix["loss"] = f"{event.train_loss:.3f}"
+            self.postfix["loss"] = f"{event.train_loss:.3f}"
         if event.learning_rate is not None:
-            postfix["lr"] = f"{event.learning_rate:.2e}"
-        if event.wer is not None:
-            postfix["val_wer"] = f"{event.wer:.1%}"
-        if postfix:
-            self.bar.set_postfix(postfix, refresh=False)
-        if event.message:
-            self.bar.set_description_str(f"{event.stage}: {event.message}"[:60], refresh=False)
+            self.postfix["lr"] = f"{event.learning_rate:.2e}"
+        if event.wer is not None:  # kept until the next validation
+            self.postfix["val_wer"] = f"{event.wer:.1%}"
+        self.bar.set_postfix(self.postfix, refresh=False)
+        description = f"{event.stage}: {event.message}" if event.message and event.wer is None else event.stage
+        self.bar.set_description_str(description[:60], refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -123,6 +127,9 @@ class Command(BaseCommand):
         output = output if options["resume"] else Path(
             options["output"] or artifacts / "trained" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
         progress = TqdmProgress(self.stderr._out, enabled=not options["no_progress"])
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars would break ours
         control = LocalControl()
         try:  # Ctrl-C: stop at the next step boundary with a checkpoint, rather than lose the run
             previous = signal.signal(signal.SIGINT, lambda *_: control.stop())
