@@ -3,7 +3,7 @@ subprocess serving both queues, the stand-in pipeline plugged in through S2S_TRA
 
 The worker is another process, so Django's test database must be one it can open: on SQLite it
 is made a file here (pytest-django's default would be in memory); on PostgreSQL (DATABASE_URL)
-the worker is pointed at the `test_…` database pytest-django created.
+the worker is pointed at the `test_s2s_trainer_<pid>` database pytest-django creates.
 """
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ def pytest_configure(config):
     from django.db import connections
 
     settings_dict = connections["default"].settings_dict
-    if settings_dict["ENGINE"].endswith("sqlite3") and not settings_dict["TEST"].get("NAME"):
+    if settings_dict["TEST"].get("NAME"):
+        return
+    if settings_dict["ENGINE"].endswith("sqlite3"):
         settings_dict["TEST"]["NAME"] = str(_TEST_DB_FILE)
+    else:
+        # One PostgreSQL server serves several test sessions at once here: a name of our own, so
+        # another session's `test_postgres` drop does not pull the database from under ours.
+        settings_dict["TEST"]["NAME"] = f"test_s2s_trainer_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
