@@ -1,17 +1,26 @@
 """Validation, the stable hash split and the on-disk snapshot the trainer reads."""
 import json
+import sqlite3
 
 import numpy as np
 import pytest
 
 from tests.conftest import tone
-from tests.pipeline.training_fixtures import bundled_tokenizer, record, records
+from tests.pipeline.training_fixtures import (  # noqa: F401
+    SENTENCES,
+    bundled_tokenizer,
+    capture_db,
+    record,
+    records,
+    tiny_whisper_fixture,
+)
 from training_jobs.pipeline.config import TrainConfig
 from training_jobs.pipeline.data import (
     ValidationLimits,
     check_clip,
     load_snapshot,
     prepare_snapshot,
+    snapshot_from_database,
     split_for,
     split_rows,
 )
@@ -129,3 +138,16 @@ def test_progress_is_reported_while_checking(tmp_path):
     events = []
     prepare_snapshot(records(4), TrainConfig(), tmp_path / "s", on_progress=events.append)
     assert events[-1].stage == "preparing" and (events[-1].step, events[-1].total) == (4, 4)
+
+
+def test_a_snapshot_straight_from_the_capture_file_lists_unreadable_clips_too(tmp_path, tiny_whisper):
+    rows = [(SENTENCES[i], tone(1.0, freq=200 + 30 * i), 1, 0) for i in range(4)] + [("unreviewed", tone(1.0), 0, 0)]
+    db = capture_db(tmp_path / "s2s.db", rows)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO s2s_training_data (transcript, audio_blob, is_reviewed) VALUES ('broken', x'00ff', 1)")
+    conn.commit()
+    conn.close()
+    config = TrainConfig(base_model=str(tiny_whisper), val_split=0.0, test_split=0.0)
+    info = snapshot_from_database(db, config, tmp_path / "snap", cache_dir=tmp_path / "cache")
+    assert info.counts["train"] == 4
+    assert [(e.id, e.code) for e in info.excluded] == [(6, "not_zlib")]

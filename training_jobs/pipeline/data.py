@@ -206,3 +206,31 @@ def split_rows(split) -> list[tuple[int, np.ndarray, str]]:
     every sample into a Python float (about 30 bytes each, seconds per thousand clips)."""
     rows = split.with_format("numpy", columns=["audio"], output_all_columns=True)
     return [(int(r["id"]), np.asarray(r["audio"], dtype=np.float32), str(r["text"])) for r in rows]
+
+
+def base_tokenizer(config: TrainConfig, cache_dir: str | Path):
+    """The base model's tokenizer (to check label lengths before any training starts)."""
+    from transformers import AutoTokenizer
+
+    from .models import resolve_base_model
+
+    return AutoTokenizer.from_pretrained(resolve_base_model(config.base_model, Path(cache_dir)))
+
+
+def snapshot_from_database(
+    s2s_path: str | Path,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    max_seconds: float = 600.0,
+    on_progress: ProgressCallback = noop,
+) -> SnapshotInfo:
+    """Read the reviewed clips and write the snapshot: the one call both the command and the
+    Celery task make. Undecodable clips are listed among the exclusions; with `cache_dir` the base
+    model's tokenizer checks every transcript fits Whisper's label limit."""
+    from .source import read_reviewed_clips
+
+    records, excluded = read_reviewed_clips(s2s_path, only_untrained=config.only_untrained, max_seconds=max_seconds)
+    tokenizer = base_tokenizer(config, cache_dir) if cache_dir is not None else None
+    return prepare_snapshot(records, config, out_dir, tokenizer=tokenizer, excluded=excluded, on_progress=on_progress)

@@ -166,21 +166,20 @@ class Command(BaseCommand):
             self.stdout.write(f"Marked {len(result.trained_clip_ids)} clips as trained; backup of the database: {backup}")
 
     def prepare(self, config: TrainConfig, database: Path, snapshot_dir: Path, progress) -> Path:
-        from training_jobs.pipeline.data import prepare_snapshot
-        from training_jobs.pipeline.source import SourceError, read_reviewed_clips
+        from training_jobs.pipeline.data import snapshot_from_database
+        from training_jobs.pipeline.models import ModelNotFoundError
+        from training_jobs.pipeline.source import SourceError
 
         try:
-            records, excluded = read_reviewed_clips(database, only_untrained=config.only_untrained,
-                                                    max_seconds=settings.S2S_MAX_CLIP_SECONDS)
-        except SourceError as e:
+            info = snapshot_from_database(database, config, snapshot_dir, cache_dir=Path(settings.S2S_ARTIFACTS) / "cache",
+                                          max_seconds=settings.S2S_MAX_CLIP_SECONDS, on_progress=progress)
+        except (SourceError, ModelNotFoundError) as e:
             raise CommandError(str(e)) from None
-        if not records:
-            raise CommandError(f"no reviewed clips to train on in {database}"
-                               + (" (only untrained ones were asked for)" if config.only_untrained else ""))
-        info = prepare_snapshot(records, config, snapshot_dir, tokenizer=self.tokenizer(config),
-                                excluded=excluded, on_progress=progress)
         progress.close()
         counts = info.counts
+        if not sum(counts.values()) and not info.excluded:
+            raise CommandError(f"no reviewed clips to train on in {database}"
+                               + (" (only untrained ones were asked for)" if config.only_untrained else ""))
         self.stdout.write(f"Snapshot {info.manifest_hash}: train {counts['train']}, validation {counts['validation']}, "
                           f"test {counts['test']}, excluded {len(info.excluded)}")
         for e in info.excluded[:20]:
@@ -188,18 +187,6 @@ class Command(BaseCommand):
         if len(info.excluded) > 20:
             self.stdout.write(f"  ... and {len(info.excluded) - 20} more (see {snapshot_dir / 'manifest.json'})")
         return info.path
-
-    def tokenizer(self, config: TrainConfig):
-        """The base model's tokenizer, to check each transcript fits Whisper's 448 label tokens."""
-        from transformers import AutoTokenizer
-
-        from training_jobs.pipeline.models import ModelNotFoundError, resolve_base_model
-
-        try:
-            path = resolve_base_model(config.base_model, Path(settings.S2S_ARTIFACTS) / "cache")
-        except ModelNotFoundError as e:
-            raise CommandError(str(e)) from None
-        return AutoTokenizer.from_pretrained(path)
 
     def report(self, result) -> None:
         from training_jobs.pipeline.report import metrics_table
