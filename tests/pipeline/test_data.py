@@ -117,6 +117,14 @@ def test_adding_clips_never_moves_existing_ones_between_splits(tmp_path):
         assert {r[0] for r in small[split]} <= {r[0] for r in large[split]}
 
 
+def test_preparing_again_into_the_same_directory_replaces_the_snapshot(tmp_path):
+    prepare_snapshot(records(6), TrainConfig(val_split=0.2, test_split=0.2), tmp_path / "s")
+    info = prepare_snapshot(records(3), TrainConfig(val_split=0.0, test_split=0.0), tmp_path / "s")
+    dataset, manifest = load_snapshot(info.path)
+    assert list(dataset["train"]["id"]) == [1, 2, 3] and len(dataset["test"]) == 0
+    assert manifest["snapshot_hash"] == info.manifest_hash
+
+
 def test_empty_splits_round_trip(tmp_path):
     info = prepare_snapshot(records(3), TrainConfig(val_split=0.0, test_split=0.0), tmp_path / "s")
     dataset, _ = load_snapshot(info.path)

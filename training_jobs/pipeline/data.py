@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,8 +164,15 @@ def prepare_snapshot(
         for name, recs in rows.items()
         if recs
     })
+    # Written beside the old one and swapped in, so re-preparing into the same directory never
+    # leaves a mix of two snapshots (or a stale split) behind.
+    tmp = out_dir / f".{DATASET_DIR}-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
     if dataset_dict:
-        dataset_dict.save_to_disk(str(out_dir / DATASET_DIR))
+        dataset_dict.save_to_disk(str(tmp))
+    shutil.rmtree(out_dir / DATASET_DIR, ignore_errors=True)
+    if dataset_dict:
+        tmp.rename(out_dir / DATASET_DIR)
     counts = {s: len(rows[s]) for s in SPLITS}
     manifest = {
         "snapshot_hash": snapshot_hash,
