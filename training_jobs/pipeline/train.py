@@ -13,6 +13,8 @@
 
 Everything that decides the result (data order, augmentation, RNG) comes from the seed and the
 checkpoint, so a run resumed after a kill ends with the same weights as one that never stopped.
+There is no DataLoader (and `num_workers` is unused): features are computed once before the loop,
+so a batch is a numpy stack, nothing a worker process would speed up.
 """
 from __future__ import annotations
 
