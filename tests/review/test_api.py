@@ -521,8 +521,11 @@ async def test_export_streams_under_asgi_too(insert_clip, alice):
         await sync_to_async(insert_clip)(f"c{i}", seconds=0.5)
     client = AsyncClient()
     await client.aforce_login(alice)
-    response = await client.get("/api/export")
-    assert response.status_code == 200 and response.is_async
-    body = b"".join([chunk async for chunk in response.streaming_content])
+    try:
+        response = await client.get("/api/export")
+        assert response.status_code == 200 and response.is_async
+        body = b"".join([chunk async for chunk in response.streaming_content])
+    finally:
+        await sync_to_async(connections.close_all)()  # the handler's thread opened its own
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert sorted(archive.namelist()) == ["audio/1.wav", "audio/2.wav", "audio/3.wav", "manifest.jsonl"]
