@@ -90,6 +90,9 @@ DATABASES = {
         "NAME": S2S_DATABASE,
         "OPTIONS": {
             "timeout": S2S_SQLITE_BUSY_TIMEOUT_MS / 1000,
+            # The live app's `timestamp` is declared DATETIME but may hold anything: read it as stored
+            # text (Django still converts our side tables' datetimes itself).
+            "detect_types": 0,
             "transaction_mode": "IMMEDIATE",
             "init_command": f"PRAGMA journal_mode=WAL; PRAGMA busy_timeout={S2S_SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous=NORMAL",
         },
@@ -162,7 +165,9 @@ CONTENT_SECURITY_POLICY = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        # redis-py >= 6 reads with a 5 s socket timeout by default, the same 5 s channels_redis
+        # blocks for in BZPOPMIN: an idle websocket consumer then dies with "Timeout reading".
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000, "expiry": 60},
     }
 }
 

@@ -104,7 +104,7 @@ function renderEntryMeta(entry) {
     li.textContent = text;
     list.append(li);
   };
-  if (entry.problem) warn(`Audio problem: ${entry.problem_detail || entry.problem}`);
+  if (entry.problem) warn(`${entry.audio_problem ? "Audio problem" : "Problem"}: ${entry.problem_detail || entry.problem}`);
   for (const w of entry.warnings || []) warn(String(w));
   renderEdits(entry.edits || []);
 }
@@ -214,7 +214,7 @@ async function display(entry, { autoplay = false, focusEditor = false } = {}) {
   document.title = `Clip ${entry.id} · Review · S2S Trainer`;
 
   const downloadUrl = `${api.audioUrl(entry)}?format=wav`;
-  if (entry.problem) {
+  if (entry.audio_problem) {
     player.load(null, { durationS: entry.duration_s });
     waveform.setMessage(`No audio: ${entry.problem_detail || entry.problem}`);
   } else {

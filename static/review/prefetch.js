@@ -29,7 +29,7 @@ export class Prefetcher {
     this.entry(id, filters);
     const it = this.item(id);
     it.entry.then((e) => {
-      if (!e || e.problem) return null;
+      if (!e || e.audio_problem) return null;
       if (!it.audio) it.audio = fetchAudioBlobUrl(e).catch(() => null);
       return Promise.all([this.peaks(e, width), it.audio]);
     }).then((ready) => { if (ready && this.onReady) this.onReady(id); }).catch(() => {});
