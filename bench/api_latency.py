@@ -366,20 +366,20 @@ def fmt(x):
     return "—" if x is None else (f"{x:.1f}" if x < 100 else f"{x:.0f}")
 
 
-def markdown(results: list[Result], info: dict, mach: dict, args, cold_s) -> str:
-    rows = {(r.name, r.transport): r.row() for r in results}
-    names = list(dict.fromkeys(r.name for r in results))
+def markdown(results: list[dict], info: dict, mach: dict, requests: int, debug: bool, cold_s) -> str:
+    rows = {(r["name"], r["transport"]): r for r in results}
+    names = list(dict.fromkeys(r["name"] for r in results))
     out = [
         "## API",
         "",
         f"Measured {mach['date']} with `.venv/bin/python bench/api_latency.py --write-docs` "
-        f"({args.requests} requests per line after 2 warm-ups; the first request is listed on its own).",
+        f"({requests} requests per line after 2 warm-ups; the first request is listed on its own).",
         "",
         f"- Machine: {mach['nproc']} CPU cores ({mach['cpu']}), {mach['ram_gib']} GiB RAM; load average "
         f"{mach['load_avg'][0]} at the start, {mach['load_avg_end'][0]} at the end (a shared machine: other "
         "engineers' tests and training ran meanwhile, so wall times and p95 are noisy; the in-process CPU column, "
         "this thread's CPU time per request, is the load-independent figure). "
-        f"Python {mach['python']}, Django {mach['django']}, SQLite {mach['sqlite']}, DEBUG {'on' if args.debug else 'off'}.",
+        f"Python {mach['python']}, Django {mach['django']}, SQLite {mach['sqlite']}, DEBUG {'on' if debug else 'off'}.",
         f"- Database: {info['clips']:,} clips of 2–12 s ({info['audio_hours']} h of audio), "
         f"{info['file_bytes'] / 1e9:.2f} GB file, blobs at {info['compression_ratio']:.0%} of raw int16 size "
         f"(speech with a capture noise floor; zlib as the live app), {info['reviewed']:,} reviewed, {info['trained']:,} trained. "
@@ -442,8 +442,19 @@ def main(argv=None):
     parser.add_argument("--quiet-load", type=float, default=0.0, metavar="LOAD",
                         help="wait (up to --quiet-wait s) until the 1-minute load average is below LOAD before measuring")
     parser.add_argument("--quiet-wait", type=float, default=600.0)
+    parser.add_argument("--from-json", action="store_true",
+                        help="measure nothing: print (and with --write-docs write) the section from bench/out/api_latency.json")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the API section of docs/benchmarks.md")
     args = parser.parse_args(argv)
+
+    if args.from_json:
+        saved = json.loads((OUT / "api_latency.json").read_text())
+        section = markdown(saved["results"], saved["database"], saved["machine"], saved["requests"],
+                           saved["debug"], saved["cold_start_seconds"])
+        print(section)
+        if args.write_docs:
+            write_docs_section(section)
+        return
 
     db = OUT / ("api_bench.db" if args.clips == 20_000 else f"api_bench_{args.clips}.db")
     info = ensure(db, clips=args.clips, seed=args.seed, rebuild=args.rebuild)
@@ -470,6 +481,7 @@ def main(argv=None):
         while os.getloadavg()[0] >= args.quiet_load and time.time() < deadline:
             time.sleep(10)
         mach["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+        mach["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         print(f"load now {mach['load_avg']}", flush=True)
     chosen = [s for s in scenarios(info) if not args.only or s.name.startswith(args.only)]
     results: list[Result] = []
@@ -486,9 +498,10 @@ def main(argv=None):
 
     mach["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     report = {"machine": mach, "database": {k: v for k, v in info.items() if k != "ten_second_ids"},
-              "cold_start_seconds": cold_s, "results": [r.row() for r in results]}
+              "cold_start_seconds": cold_s, "requests": args.requests, "debug": args.debug,
+              "results": [r.row() for r in results]}
     (OUT / "api_latency.json").write_text(json.dumps(report, indent=1))
-    section = markdown(results, info, mach, args, cold_s)
+    section = markdown(report["results"], info, mach, args.requests, args.debug, cold_s)
     print(section)
     if args.write_docs:
         write_docs_section(section)
