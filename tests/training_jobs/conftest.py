@@ -53,8 +53,7 @@ def training_env(tmp_path_factory):
     artifacts = base / "artifacts"
     override = override_settings(
         REDIS_URL=REDIS_TEST_URL,
-        CHANNEL_LAYERS={"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                    "CONFIG": {"hosts": [REDIS_TEST_URL], "capacity": 1000}}},
+        CHANNEL_LAYERS=_channel_layers_on(REDIS_TEST_URL),
         CELERY_BROKER_URL=REDIS_TEST_URL,
         CELERY_RESULT_BACKEND=REDIS_TEST_URL,
         S2S_TRAINING_PIPELINE=STANDIN,
@@ -69,6 +68,18 @@ def training_env(tmp_path_factory):
     override.disable()
     channel_layers.backends = {}
     redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+
+
+def _channel_layers_on(url: str) -> dict:
+    """The project's channel layer settings with only the Redis address changed."""
+    import copy
+
+    from django.conf import settings
+
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"] = [{**h, "address": url} if isinstance(h, dict) else url
+                                            for h in layers["default"]["CONFIG"]["hosts"]]
+    return layers
 
 
 def _db_url_for_worker() -> str:

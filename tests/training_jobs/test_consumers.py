@@ -148,3 +148,18 @@ async def test_relay_throttles_to_four_events_a_second_but_keeps_stage_changes_e
     assert len(steps) <= 4 * elapsed + 3, f"{len(steps)} events in {elapsed:.1f}s"
     points = await sync_to_async(lambda: list(TrainingRun.objects.get(pk=run.pk).metric_points.values("step", "wer")))()
     assert {"step": 30, "wer": 0.2} in points and points[-1]["step"] == 60
+
+
+async def test_an_idle_subscriber_still_gets_events_after_six_quiet_seconds(alice, training_env):
+    """A real step can take longer than redis-py's default 5 s read timeout; the socket must live."""
+    run = await TrainingRun.objects.acreate(config={}, status="training")
+    comm, connected, _ = await connect(run.pk, alice)
+    assert connected
+    await comm.receive_json_from(timeout=5)
+
+    await asyncio.sleep(6)
+    await sync_to_async(RunRelay(run.pk))(Progress("training", step=7, total=10, train_loss=0.5))
+    message = await comm.receive_json_from(timeout=5)
+    await comm.disconnect()
+
+    assert message["type"] == "progress" and message["progress"]["step"] == 7
