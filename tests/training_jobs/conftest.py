@@ -37,6 +37,12 @@ def pytest_configure(config):
         settings_dict["TEST"]["NAME"] = f"test_s2s_trainer_{os.getpid()}"
 
 
+def pytest_unconfigure(config):
+    """Django removes the test database file but not SQLite's WAL side files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{_TEST_DB_FILE}{suffix}").unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def training_env(tmp_path_factory):
     """Settings for this process and the worker: test Redis db, stand-in pipeline, temp artifacts,
