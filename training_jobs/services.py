@@ -76,16 +76,16 @@ class RealPipeline:
     """Adapts `training_jobs.pipeline` to the three hooks the tasks call. Returns plain JSON."""
 
     def prepare(self, *, config: TrainConfig, s2s_path: str, out_dir: Path, on_progress) -> dict:
-        from training_jobs.pipeline.data import prepare_snapshot
-        from training_jobs.pipeline.source import read_reviewed_clips
+        from training_jobs.pipeline.data import snapshot_from_database
 
-        records, unreadable = read_reviewed_clips(s2s_path, only_untrained=config.only_untrained,
-                                                  max_seconds=settings.S2S_MAX_CLIP_SECONDS)
-        info = prepare_snapshot(records, config, out_dir, excluded=unreadable, on_progress=on_progress)
+        # One call shared with `starttraining`: undecodable clips are listed as excluded, and the
+        # base model's tokenizer checks every label fits Whisper's 448-token limit.
+        info = snapshot_from_database(s2s_path, config, out_dir, cache_dir=model_cache_dir(),
+                                      max_seconds=settings.S2S_MAX_CLIP_SECONDS, on_progress=on_progress)
         # The manifest (every clip's hash per split) stays in the snapshot folder, not in the row.
         out = {k: v for k, v in to_jsonable(info).items() if k != "manifest"}
         out.setdefault("path", str(out_dir))
-        out["clip_ids"] = [clip_id_of(r) for r in records]
+        out["clip_ids"] = snapshot_clip_ids(info.manifest)
         return out
 
     def train(self, *, config: TrainConfig, snapshot_dir: Path, output_dir: Path, checkpoint_dir: Path,
@@ -93,13 +93,18 @@ class RealPipeline:
         from training_jobs.pipeline.train import train
 
         result = train(config, snapshot_dir, output_dir, checkpoint_dir=checkpoint_dir,
-                       on_progress=on_progress, control=control)
+                       cache_dir=model_cache_dir(), on_progress=on_progress, control=control)
         return to_jsonable(result)
 
     def finish(self, *, s2s_path: str, clip_ids: list[int], backup_dir: Path) -> dict:
         from training_jobs.pipeline.source import mark_trained
 
         return {"backup": str(mark_trained(s2s_path, clip_ids, backup_dir))}
+
+
+def model_cache_dir() -> Path:
+    """Imported/converted base models, shared by every run (and by `starttraining`)."""
+    return Path(settings.S2S_ARTIFACTS) / "cache"
 
 
 def pipeline_get():
@@ -428,10 +433,6 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def clip_id_of(record: Any) -> int:
-    for name in ("clip_id", "id"):
-        if isinstance(record, dict) and name in record:
-            return int(record[name])
-        if hasattr(record, name):
-            return int(getattr(record, name))
-    raise TypeError(f"cannot find a clip id on {type(record).__name__}")
+def snapshot_clip_ids(manifest: dict) -> list[int]:
+    """Every clip id a snapshot holds, across its splits (rows are [id, content_hash])."""
+    return sorted(int(row[0]) for rows in manifest.get("splits", {}).values() for row in rows)
