@@ -83,7 +83,18 @@ class Result:
 
 # ---------------------------------------------------------------- environment and Django
 
-def configure_env(db: Path, debug: bool) -> dict:
+def configure_env(db: Path, debug: bool, conn_max_age: int | None = None) -> dict:
+    settings_module = "s2s_trainer.settings"
+    if conn_max_age is not None:
+        # An experiment, not a recommendation baked in: the project's settings plus persistent
+        # database connections, as a module in bench/out/ that daphne can import too.
+        (OUT / "bench_settings.py").write_text(
+            "from s2s_trainer.settings import *  # noqa: F403\n"
+            "for _db in DATABASES.values():  # noqa: F405\n"
+            f"    _db['CONN_MAX_AGE'] = {conn_max_age}\n"
+        )
+        settings_module = "bench_settings"
+        sys.path.insert(0, str(OUT))
     env = {
         "S2S_DATABASE": str(db),
         "DATABASE_URL": f"sqlite:///{OUT / 'api_bench_default.db'}",
@@ -91,9 +102,11 @@ def configure_env(db: Path, debug: bool) -> dict:
         "DJANGO_SECRET_KEY": "bench-only-not-a-secret",
         "LOG_LEVEL": "ERROR",  # a 404 per request would be logged otherwise
         "HF_HUB_OFFLINE": "1",
-        "DJANGO_SETTINGS_MODULE": "s2s_trainer.settings",
+        "DJANGO_SETTINGS_MODULE": settings_module,
         "API_RATE_LIMIT": "100000000/hour",
     }
+    if conn_max_age is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(OUT), str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     os.environ.update(env)
     return env
 
@@ -190,6 +203,9 @@ def scenarios(info: dict) -> list[Scenario]:
         Scenario("stats", 30, lambda r: "/api/stats", seed=6),
         Scenario("10 s WAV", 15, lambda r: f"/api/entries/{r.choice(ten)}/audio", wav_check, seed=7),
         Scenario("peaks width=1000 (10 s clip)", None, lambda r: f"/api/entries/{r.choice(ten)}/peaks?width=1000", seed=8),
+        # No view, no database: what the transport and middleware alone cost.
+        Scenario("baseline: unknown URL (404)", None, lambda r: "/api/no-such-endpoint",
+                 lambda status, body: "" if status == 404 else f"HTTP {status}", seed=9),
     ]
 
 
@@ -442,6 +458,8 @@ def main(argv=None):
     parser.add_argument("--quiet-load", type=float, default=0.0, metavar="LOAD",
                         help="wait (up to --quiet-wait s) until the 1-minute load average is below LOAD before measuring")
     parser.add_argument("--quiet-wait", type=float, default=600.0)
+    parser.add_argument("--conn-max-age", type=int, metavar="S",
+                        help="experiment: run with CONN_MAX_AGE=S on both databases (persistent connections)")
     parser.add_argument("--from-json", action="store_true",
                         help="measure nothing: print (and with --write-docs write) the section from bench/out/api_latency.json")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the API section of docs/benchmarks.md")
@@ -459,7 +477,7 @@ def main(argv=None):
     db = OUT / ("api_bench.db" if args.clips == 20_000 else f"api_bench_{args.clips}.db")
     info = ensure(db, clips=args.clips, seed=args.seed, rebuild=args.rebuild)
     reset_review_state(db)
-    env = configure_env(db, args.debug)
+    env = configure_env(db, args.debug, args.conn_max_age)
     token = django_setup()
     cold_s = round(cold_start(), 2)
     with sqlite3.connect(db) as conn:
@@ -500,7 +518,7 @@ def main(argv=None):
     report = {"machine": mach, "database": {k: v for k, v in info.items() if k != "ten_second_ids"},
               "cold_start_seconds": cold_s, "requests": args.requests, "debug": args.debug,
               "results": [r.row() for r in results]}
-    (OUT / "api_latency.json").write_text(json.dumps(report, indent=1))
+    (OUT / ("api_latency.json" if args.conn_max_age is None else f"api_latency_conn{args.conn_max_age}.json")).write_text(json.dumps(report, indent=1))
     section = markdown(report["results"], info, mach, args.requests, args.debug, cold_s)
     print(section)
     if args.write_docs:
