@@ -243,6 +243,42 @@ def in_process_fetcher(token: str):
     return fetch
 
 
+class WsgiServer:
+    """Comparison only: the same Django app behind wsgiref in a thread of this process (HTTP/1.1
+    keep-alive), to tell the ASGI server's share of the HTTP time from the socket's."""
+
+    def __init__(self, token: str):
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        from django.core.wsgi import get_wsgi_application
+
+        class Handler(WSGIRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+        self.server = make_server("127.0.0.1", free_port(), get_wsgi_application(), handler_class=Handler)
+        self.token = token
+
+    def __enter__(self):
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.server.server_port, timeout=120)
+        return self
+
+    def fetch(self, url):
+        self.conn.request("GET", url, headers={"Authorization": f"Token {self.token}"})
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+    def __exit__(self, *exc):
+        self.conn.close()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -451,7 +487,8 @@ def main(argv=None):
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached database")
     parser.add_argument("--requests", type=int, default=100, help="timed requests per line")
     parser.add_argument("--only", help="measure only scenarios whose name starts with this")
-    parser.add_argument("--transport", choices=["both", "http", "in-process"], default="both")
+    parser.add_argument("--transport", choices=["both", "http", "in-process", "wsgi"], default="both",
+                        help="both = in-process + http (daphne); wsgi = wsgiref comparison only")
     parser.add_argument("--debug", action="store_true", help="run with DJANGO_DEBUG on (default off, as in production)")
     parser.add_argument("--explain", action="store_true", help="write each request's SQL and query plans to bench/out/api_queries.md")
     parser.add_argument("--profile", metavar="SCENARIO", help="cProfile in-process requests of one scenario into bench/out/")
@@ -514,6 +551,14 @@ def main(argv=None):
                 results.append(measure("http", server.fetch, sc, args.requests, seed=1000 + sc.seed))
                 print(json.dumps(results[-1].row()), flush=True)
 
+    if args.transport == "wsgi":
+        with WsgiServer(token) as server:
+            for sc in chosen:
+                results.append(measure("wsgi", server.fetch, sc, args.requests, seed=2000 + sc.seed))
+                print(json.dumps(results[-1].row()), flush=True)
+        for r in results:
+            print(f"{r.name[:60]:60s} wsgi p50 {fmt(r.pct(50))} p95 {fmt(r.pct(95))} errors {r.errors}")
+        return
     mach["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     report = {"machine": mach, "database": {k: v for k, v in info.items() if k != "ten_second_ids"},
               "cold_start_seconds": cold_s, "requests": args.requests, "debug": args.debug,
