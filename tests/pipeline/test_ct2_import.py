@@ -236,3 +236,37 @@ def test_imported_tiny_en_decodes_exactly_like_faster_whisper(tiny_model, speech
     assert len(ours) == len(reference_transcripts) == 8
     assert ours == reference_transcripts
     assert sum(bool(t.strip()) for t in ours) == 8  # real speech, real words
+
+
+def test_a_multilingual_model_imports_with_language_and_task_prefix(tmp_path, tiny_ct2_dir):
+    """End to end on a small random multilingual Whisper: the prefix is <|sot|><|de|><|transcribe|>
+    <|notimestamps|>, and evaluate.transcribe decodes with the language and task."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from training_jobs.pipeline.evaluate import transcribe
+    from training_jobs.pipeline.models import load_model_and_processor
+
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=51865, num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                           decoder_ffn_dim=32, max_source_positions=1500, max_target_positions=16)
+    src = tmp_path / "ct2"
+    src.mkdir()
+    write_model_bin(src / "model.bin", ct2_variables_of(WhisperForConditionalGeneration(config)))
+    tok = json.loads((tiny_ct2_dir / "tokenizer.json").read_text())
+    for t in tok["added_tokens"]:  # multilingual ids sit one higher than English-only ones
+        t["id"] += 1
+    vocab = tok["model"]["vocab"]  # and 50256 is an ordinary BPE token there, not <|endoftext|>
+    vocab["plainword"] = vocab.pop("<|endoftext|>")
+    (src / "tokenizer.json").write_text(json.dumps(tok))
+    out = import_ct2_model(src, tmp_path / "hf", language="de")
+    model, processor = load_model_and_processor(out)
+    g = model.generation_config
+    assert (g.is_multilingual, g.language, g.task) == (True, "de", "transcribe")
+    tok = processor.tokenizer
+    assert tok.convert_tokens_to_ids("<|de|>") == 50261
+    assert tok.eos_token_id == tok.pad_token_id == model.config.pad_token_id == 50257
+    assert tok("hallo").input_ids[:4] == [50258, 50261, 50359, 50363]
+    assert len(tok) == 51865
+    texts = transcribe(model, processor, [np.zeros(8000, np.float32)], language="de")
+    assert len(texts) == 1 and isinstance(texts[0], str)
