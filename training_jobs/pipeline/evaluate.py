@@ -4,6 +4,9 @@ Scores follow the Whisper papers: both sides go through Whisper's English text n
 punctuation, numbers, British -> American spelling) before jiwer counts edits, so "Colour, 7 PM" and
 "color seven p.m." do not count as errors the reviewer never cared about. Transcripts come from
 greedy decoding on `features.log_mel` input, i.e. what faster-whisper would say in production.
+
+`whisper_english_spelling.json` is Whisper's British -> American spelling map (openai-whisper,
+whisper/normalizers/english.json, MIT licence); the hub ships it as each model's normalizer.json.
 """
 from __future__ import annotations
 
