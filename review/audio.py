@@ -105,7 +105,7 @@ def compute_peaks(samples: np.ndarray, width: int) -> list[list[float]]:
         return [[0.0, 0.0]] * width
     edges = np.linspace(0, len(samples), width + 1).astype(int)
     out = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         chunk = samples[a:max(b, a + 1)]
         out.append([round(float(chunk.min()), 4), round(float(chunk.max()), 4)])
     return out

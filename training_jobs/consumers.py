@@ -26,6 +26,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        self.last_seq = 0
         self.group = group_name(self.run_id)
         # Join first, then read: an event published in between arrives after the snapshot
         # (possibly twice; the page de-duplicates by log offset and event seq).
@@ -53,6 +54,14 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     # Group events, named after their type ("run.progress" -> run_progress).
     async def run_progress(self, event):
+        # channels_redis can hand a process-specific channel's messages over out of order
+        # (django/channels_redis#89, #151). A late event's progress is stale, so the client only
+        # gets its chart point; progress itself never goes backwards.
+        if event["seq"] <= self.last_seq:
+            if event.get("metric"):
+                await self.send_json({"type": "metric", "seq": event["seq"], "metric": event["metric"]})
+            return
+        self.last_seq = event["seq"]
         await self.send_json({"type": "progress", "seq": event["seq"], "progress": event["progress"],
                               "metric": event.get("metric")})
 

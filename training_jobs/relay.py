@@ -92,6 +92,7 @@ class RunRelay:
         self._pending: Progress | None = None
         self._log_buffer: list[str] = []
         self.sent = 0
+        self._seq = 0
 
     def __call__(self, event: Progress) -> None:
         if event.message:
@@ -139,7 +140,10 @@ class RunRelay:
             self._last_stage = event.stage
             self._follow_stage(event.stage)
         self.sent += 1
-        publish(self.run_id, "run.progress", {"seq": self.sent, "progress": data, "metric": point})
+        # Increasing across task executions (a resumed run gets a new relay): milliseconds, bumped
+        # when two events share one.
+        self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
+        publish(self.run_id, "run.progress", {"seq": self._seq, "progress": data, "metric": point})
 
     def _follow_stage(self, stage: str) -> None:
         status = STAGE_STATUS.get(stage)

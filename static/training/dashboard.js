@@ -241,6 +241,9 @@ function onMessage(msg) {
       renderProgress(msg.progress);
       addPoint(msg.metric);
       break;
+    case "metric": // a late chart point (its progress was already superseded)
+      addPoint(msg.metric);
+      break;
     case "log":
       appendLog(msg.lines || []);
       break;

@@ -163,3 +163,24 @@ async def test_an_idle_subscriber_still_gets_events_after_six_quiet_seconds(alic
     await comm.disconnect()
 
     assert message["type"] == "progress" and message["progress"]["step"] == 7
+
+
+async def test_a_late_progress_event_only_adds_its_chart_point(alice, training_env):
+    """channels_redis may deliver a group's messages out of order: progress must not go back."""
+    from channels.layers import get_channel_layer
+
+    from training_jobs.relay import group_name
+
+    run = await TrainingRun.objects.acreate(config={}, status="training")
+    comm, connected, _ = await connect(run.pk, alice)
+    assert connected
+    assert (await comm.receive_json_from(timeout=5))["type"] == "snapshot"
+    layer = get_channel_layer()
+    for seq, step in ((10, 2), (12, 3), (11, 1)):
+        await layer.group_send(group_name(run.pk), {
+            "type": "run.progress", "seq": seq, "progress": {"step": step}, "metric": {"step": step, "train_loss": 1.0},
+        })
+    got = [await comm.receive_json_from(timeout=5) for _ in range(3)]
+    await comm.disconnect()
+    assert [(m["type"], m["seq"]) for m in got] == [("progress", 10), ("progress", 12), ("metric", 11)]
+    assert got[2]["metric"]["step"] == 1

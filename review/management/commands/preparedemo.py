@@ -17,6 +17,8 @@ class Command(BaseCommand):
         if using_demo and not path.exists():
             self.stdout.write(f"No S2S_DATABASE set: creating demo clips in {path} ...")
             call_command("makedemodb", str(path), clips=40)
+            # Durations and audio metrics cached up front: the first open of a clip is as quick as any.
+            call_command("scanclips")
         user_model = get_user_model()
         created = False
         if not user_model.objects.exists():
