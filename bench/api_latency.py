@@ -5,7 +5,7 @@
     .venv/bin/python bench/api_latency.py --explain      # ... and dump each endpoint's SQL + query plans
 
 Two measurements of the same requests, so server overhead and view cost can be told apart:
-  * HTTP: the real ASGI server (daphne, the one the Procfile runs) on a free loopback port,
+  * HTTP: the real ASGI server (uvicorn, the one the Procfile runs; --server daphne to compare) on a free loopback port,
     requests over one keep-alive connection with `Authorization: Token ...`;
   * in-process: Django's test client calling the same URL stack (middleware, DRF, views)
     without a socket.
@@ -87,7 +87,7 @@ def configure_env(db: Path, debug: bool, conn_max_age: int | None = None) -> dic
     settings_module = "s2s_trainer.settings"
     if conn_max_age is not None:
         # An experiment, not a recommendation baked in: the project's settings plus persistent
-        # database connections, as a module in bench/out/ that daphne can import too.
+        # database connections, as a module in bench/out/ that the server can import too.
         (OUT / "bench_settings.py").write_text(
             "from s2s_trainer.settings import *  # noqa: F403\n"
             "for _db in DATABASES.values():  # noqa: F405\n"
@@ -285,15 +285,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Daphne:
+class AsgiServer:
     """The real ASGI server in a child process, stopped (by its own pid) on exit."""
 
-    def __init__(self, env: dict, token: str):
+    def __init__(self, env: dict, token: str, server: str = "uvicorn"):
         self.port = free_port()
         self.token = token
+        bin_dir = Path(sys.executable).parent
+        cmd = {
+            "daphne": [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "--verbosity", "0"],
+            "uvicorn": [str(bin_dir / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port),
+                        "--log-level", "warning", "--no-access-log"],
+        }[server]
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-             "--verbosity", "0", "s2s_trainer.asgi:application"],
+            [*cmd, "s2s_trainer.asgi:application"],
             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self.conn = None
@@ -302,14 +307,14 @@ class Daphne:
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 break
             except OSError:
                 time.sleep(0.2)
         else:
-            raise RuntimeError("daphne did not start listening within 60 s")
+            raise RuntimeError("server did not start listening within 60 s")
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         return self
 
@@ -439,7 +444,7 @@ def markdown(results: list[dict], info: dict, mach: dict, requests: int, debug: 
         f"- Cold start: the app's first connection to a capture file it has not seen creates its side tables and "
         f"indexes on the clip table ({', '.join(info.get('indexes', []))}): {fmt(cold_s)} s on this file "
         "(once per file; the OS file cache was warm).",
-        "- HTTP: daphne on loopback, one keep-alive connection, `Authorization: Token`. In-process: Django's test "
+        "- HTTP: uvicorn (the Procfile's server) on loopback, one keep-alive connection, `Authorization: Token`. In-process: Django's test "
         "client through the same middleware/DRF/views, no socket.",
         "",
         "| Request | Target p50 | HTTP p50 | HTTP p95 | in-process p50 | in-process p95 | in-process CPU p50 | first request | met |",
@@ -483,12 +488,14 @@ def write_docs_section(section: str, path: Path = DOCS) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20_000)
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn",
+                        help="ASGI server for the HTTP column (the Procfile runs uvicorn)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached database")
     parser.add_argument("--requests", type=int, default=100, help="timed requests per line")
     parser.add_argument("--only", help="measure only scenarios whose name starts with this")
     parser.add_argument("--transport", choices=["both", "http", "in-process", "wsgi"], default="both",
-                        help="both = in-process + http (daphne); wsgi = wsgiref comparison only")
+                        help="both = in-process + http (uvicorn); wsgi = wsgiref comparison only")
     parser.add_argument("--debug", action="store_true", help="run with DJANGO_DEBUG on (default off, as in production)")
     parser.add_argument("--explain", action="store_true", help="write each request's SQL and query plans to bench/out/api_queries.md")
     parser.add_argument("--profile", metavar="SCENARIO", help="cProfile in-process requests of one scenario into bench/out/")
@@ -546,7 +553,7 @@ def main(argv=None):
             results.append(measure("in-process", fetch, sc, args.requests, seed=sc.seed))
             print(json.dumps(results[-1].row()), flush=True)
     if args.transport in ("both", "http"):
-        with Daphne(env, token) as server:
+        with AsgiServer(env, token, args.server) as server:
             for sc in chosen:  # other ids than in-process: a first open must really be the first
                 results.append(measure("http", server.fetch, sc, args.requests, seed=1000 + sc.seed))
                 print(json.dumps(results[-1].row()), flush=True)

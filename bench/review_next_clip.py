@@ -5,7 +5,7 @@ peaks and audio while the reviewer works on the current one.
     .venv/bin/python bench/review_next_clip.py                 # 40 clips, 25 Save & Next presses
     .venv/bin/python bench/review_next_clip.py --write-docs    # ... and update docs/benchmarks.md
 
-It starts the real app under daphne (same as the browser tests: fresh databases, espeak-ng
+It starts the real app under uvicorn (same as the browser tests: fresh databases, espeak-ng
 speech), logs in with headless Chromium and, for each step: edits the transcript, waits until the
 page says the next clip is prefetched (as a reviewer who listened to the clip would), presses
 Ctrl+Enter and records, in the page's own clock, when the next id is on screen and when its
@@ -177,7 +177,7 @@ def markdown(r: dict) -> str:
     return "\n".join([
         "## Review page",
         "",
-        "`bench/review_next_clip.py`: headless Chromium against the real app (daphne, DEBUG off) on",
+        "`bench/review_next_clip.py`: headless Chromium against the real app (uvicorn, DEBUG off) on",
         "localhost; each Save & Next is a real save (PATCH with new text + reviewed) followed by the next",
         "clip; times in the page's own clock from the Ctrl+Enter keydown. Target: next clip shown and",
         "playing in under 100 ms.",

@@ -1,6 +1,6 @@
 """Real-browser fixtures shared by every page test: a live server and a logged-in Chromium.
 
-`live_app` starts the product the way `scripts/run` does (daphne, the real ASGI app) in a
+`live_app` starts the product the way `scripts/run` does (uvicorn, the real ASGI app) in a
 subprocess on a free port, against its own Django database (migrated, with one reviewer) and its
 own capture database in the spec's exact schema. `add_clip` puts real speech in that capture
 file the way the live app does (plain sqlite3, zlib int16 PCM), synthesized by espeak-ng.
@@ -135,7 +135,7 @@ def _manage(env: dict, *args: str) -> None:
 
 
 def start_live_app(base: Path) -> LiveServer:
-    """Start the app under daphne with fresh databases in `base`; the caller calls `.stop()`.
+    """Start the app under uvicorn with fresh databases in `base`; the caller calls `.stop()`.
 
     Used by the `live_app` fixture and by `bench/review_next_clip.py`.
     """
@@ -165,17 +165,17 @@ def start_live_app(base: Path) -> LiveServer:
             f"get_user_model().objects.create_superuser({USERNAME!r}, '', {PASSWORD!r})")
     port = _free_port()
     log_path = base / "server.log"
-    daphne = Path(sys.executable).with_name("daphne")
+    uvicorn = Path(sys.executable).with_name("uvicorn")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "s2s_trainer.asgi:application"],
+            [str(uvicorn), "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "s2s_trainer.asgi:application"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     server = LiveServer(url=f"http://127.0.0.1:{port}", s2s_path=s2s_path, env=env, log_path=log_path, process=proc)
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited with {proc.returncode}:\n{server.log()}")
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{server.log()}")
         try:
             with urllib.request.urlopen(f"{server.url}/accounts/login/", timeout=2) as r:
                 if r.status == 200:
@@ -184,7 +184,7 @@ def start_live_app(base: Path) -> LiveServer:
             pass
         if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"daphne did not answer within 60 s:\n{server.log()}")
+            raise RuntimeError(f"uvicorn did not answer within 60 s:\n{server.log()}")
         time.sleep(0.2)
 
 
@@ -211,7 +211,7 @@ def insert_speech_clip(s2s_path: Path, spoken: str = "hello world", *, transcrip
 
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory) -> Iterator[LiveServer]:
-    """The real app under daphne on a free port, with its own databases; stopped at the end."""
+    """The real app under uvicorn on a free port, with its own databases; stopped at the end."""
     server = start_live_app(tmp_path_factory.mktemp("live"))
     yield server
     server.stop()

@@ -1,4 +1,4 @@
-"""The training dashboard in a real Chromium against the real stack: daphne (ASGI, websockets),
+"""The training dashboard in a real Chromium against the real stack: uvicorn (ASGI, websockets),
 a real Celery worker serving both queues, Redis on loopback, SQLite files, the stand-in
 pipeline body (real Progress events and RunControl, seconds instead of hours).
 
