@@ -127,7 +127,8 @@ def test_stop_right_after_start_ends_the_run_before_training(api, worker, s2s_cl
     wait_status(run_id, "stopped")
     assert step_of(run_id) < 100
     assert not RunMetric.objects.filter(run_id=run_id, step=100).exists()
-    assert any(m.startswith("Stopped") for m in log_messages(run_id))
+    # The worker may or may not have picked the task up yet: both ends are logged.
+    assert any(m.startswith("Stopped") or m.endswith("stopped before it started") for m in log_messages(run_id))
 
 
 def test_a_pipeline_error_fails_the_run_with_its_message(api, worker, s2s_clips):
