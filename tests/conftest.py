@@ -30,7 +30,22 @@ def django_db_setup(django_test_environment, django_db_blocker, django_db_keepdb
         old = setup_databases(verbosity=0, interactive=False, keepdb=django_db_keepdb, aliases={"default"})
     yield
     with django_db_blocker.unblock():
+        _end_stray_postgres_sessions()
         teardown_databases(old, verbosity=0, keepdb=django_db_keepdb)
+
+
+def _end_stray_postgres_sessions():
+    """Connections opened by async tests in asgiref's executor threads (or by a worker
+    subprocess) would block DROP DATABASE on PostgreSQL: end them before the drop."""
+    conn = connections["default"]
+    if conn.vendor != "postgresql":
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [conn.settings_dict["NAME"]],
+        )
+    conn.close()
 
 
 def make_s2s_file(path: Path) -> Path:

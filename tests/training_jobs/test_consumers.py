@@ -59,6 +59,7 @@ async def receive_until(comm, predicate, timeout=15.0) -> list[dict]:
 async def test_anonymous_websocket_is_rejected(training_env):
     run = await TrainingRun.objects.acreate(config={})
     comm, connected, code = await connect(run.pk)
+    await comm.disconnect()
     assert connected is False and code == 4401
 
 
