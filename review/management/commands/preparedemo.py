@@ -1,4 +1,5 @@
 """First-start set-up for the run command: a demo clip database and a login to use it."""
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -24,8 +25,8 @@ class Command(BaseCommand):
         if not user_model.objects.exists():
             user_model.objects.create_superuser(DEMO_USER, "", DEMO_PASSWORD)
             created = True
-        host = __import__("os").environ.get("S2S_HOST", "127.0.0.1")
-        port = __import__("os").environ.get("S2S_PORT", "8080")
+        host = os.environ.get("S2S_HOST", "127.0.0.1")
+        port = os.environ.get("S2S_PORT", "8080")
         self.stdout.write(self.style.SUCCESS(f"S2S Trainer on http://{host}:{port}/  (clips: {path})"))
         if created:
             self.stdout.write(f"Log in as {DEMO_USER} / {DEMO_PASSWORD} (change it in /admin/).")
