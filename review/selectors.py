@@ -17,6 +17,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .audio import AudioMetrics, ClipDecodeError, decode_pcm, measure
+from .export import ExportClip
 from .filters import CLIP_TABLE, FLAGS_INDEX, META_TABLE, ROW_INDEX, ClipFilters, ClipQuery
 from .models import ClipEdit, ClipMeta, ReviewSession, TrashedClip
 from .timestamps import parse_timestamp
@@ -357,12 +358,27 @@ def clip_blobs(ids: list[int]) -> dict[int, object]:
 
 def iter_export(filters: ClipFilters, batch: int = 20) -> Iterator[tuple[ClipRow, object]]:
     """(row, blob) for every clip in the filter, reading blobs a small batch at a time."""
-    ids = clip_ids(filters)
+    yield from iter_export_ids(clip_ids(filters), batch)
+
+
+def iter_export_ids(ids: list[int], batch: int = 20) -> Iterator[tuple[ClipRow, object]]:
+    """(row, blob) for these ids in this order (admin selections), a small batch of blobs at a time."""
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
         blobs = clip_blobs(chunk)
         for row in clip_rows(chunk):
             yield row, blobs.get(row.id)
+
+
+def export_clips(ids: list[int]) -> Iterator[ExportClip]:
+    """What `review.export` writes, for these clips: rows as stored plus their blobs."""
+    for row, blob in iter_export_ids(ids):
+        raw = row.timestamp_raw
+        yield ExportClip(
+            id=row.id, transcript=row.transcript, original_transcript=row.original_transcript,
+            is_reviewed=row.is_reviewed, is_trained=row.is_trained,
+            timestamp=raw if raw is None or isinstance(raw, str) else str(raw), blob=blob,
+        )
 
 
 def trash_list():
