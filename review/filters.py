@@ -55,6 +55,19 @@ PROBLEM_SQL = (
     f" OR timestamp NOT GLOB '{SQL_TIMESTAMP_GLOB}'))"
 )
 
+# Each problem code a row can show (review.selectors._problem) -> a self-contained condition.
+# Decode failures are known once a clip was opened or scanned (ClipMeta.problem).
+_META_PROBLEM = f"id IN (SELECT clip_id FROM {META_TABLE} WHERE problem = %s)"
+PROBLEM_KINDS = {
+    "null_blob": f"id IN (SELECT id FROM {CLIP_TABLE} INDEXED BY {NULL_BLOB_INDEX} WHERE audio_blob IS NULL)",
+    **{code: _META_PROBLEM for code in ("empty_blob", "not_zlib", "truncated", "too_long", "no_samples", "odd_length")},
+    "null_transcript": f"id IN (SELECT id FROM {_SOURCES['text']} WHERE transcript IS NULL)",
+    "empty_transcript": f"id IN (SELECT id FROM {_SOURCES['text']} WHERE transcript IS NOT NULL AND trim(transcript) = '')",
+    "null_timestamp": f"id IN (SELECT id FROM {_SOURCES['ts']} WHERE timestamp IS NULL)",
+    "bad_timestamp": f"id IN (SELECT id FROM {_SOURCES['ts']} WHERE timestamp IS NOT NULL"
+                     f" AND (typeof(timestamp) != 'text' OR timestamp NOT GLOB '{SQL_TIMESTAMP_GLOB}'))",
+}
+
 
 @dataclass(frozen=True)
 class ClipFilters:
@@ -68,6 +81,7 @@ class ClipFilters:
     id_max: int | None = None
     q: str = ""
     has_problem: bool | None = None
+    problem: str = ""  # one problem code (PROBLEM_KINDS), e.g. "null_blob"; "" for any row
     ordering: str = "id"
 
     def but(self, **changes) -> ClipFilters:
@@ -177,6 +191,9 @@ class ClipQuery:
             out.append((("text",), "transcript LIKE %s ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
         if f.has_problem is not None:
             out.append((ANY, PROBLEM_SQL if f.has_problem else f"NOT {PROBLEM_SQL}", []))
+        if f.problem:
+            sql = PROBLEM_KINDS[f.problem]
+            out.append((ANY, sql, [f.problem] if sql == _META_PROBLEM else []))
         return out
 
     def where(self, extra=()) -> tuple[str, list]:
@@ -214,6 +231,11 @@ class ClipQuery:
     def count_sql(self) -> tuple[str, list]:
         where, params = self.where()
         return f"SELECT COUNT(*) FROM {_SOURCES[self.driver]}{where}", params
+
+    def ids_subquery_sql(self) -> tuple[str, list]:
+        """`SELECT id ... WHERE ...` with no order: for `id IN (...)` in an ORM queryset (admin)."""
+        where, params = self.where()
+        return f"SELECT id FROM {_SOURCES[self.driver]}{where}", params
 
     def ids_sql(self, limit: int | None = None, offset: int = 0) -> tuple[str, list]:
         where, params = self.where()

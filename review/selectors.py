@@ -381,6 +381,45 @@ def export_clips(ids: list[int]) -> Iterator[ExportClip]:
         )
 
 
+def clip_transcripts(ids: list[int], chunk: int = 500) -> list[tuple[int, str | None, int]]:
+    """(id, transcript, version) for these ids, in this order; no blob reads (bulk rewrites)."""
+    out: dict[int, tuple[int, str | None, int]] = {}
+    with _cursor() as cur:
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            marks = _placeholders(len(part))
+            versions = dict(cur.execute(
+                f"SELECT clip_id, version FROM {META_TABLE} WHERE clip_id IN ({marks})", part).fetchall())
+            for clip_id, transcript in cur.execute(
+                f"SELECT id, transcript FROM {CLIP_TABLE} WHERE id IN ({marks})", part
+            ).fetchall():
+                out[clip_id] = (clip_id, _text(transcript), versions.get(clip_id) or 1)
+    return [out[i] for i in ids if i in out]
+
+
+def clip_version(clip_id: int) -> int:
+    """The clip's current version (its ETag); 1 before its first change."""
+    with _cursor() as cur:
+        row = cur.execute(f"SELECT version FROM {META_TABLE} WHERE clip_id = %s", [clip_id]).fetchone()
+    return row[0] if row else 1
+
+
+def clip_flag_counts(ids: list[int], chunk: int = 500) -> dict[str, int]:
+    """How many of these clips exist, are reviewed, are trained (confirmation pages), from the row index."""
+    counts = {"clips": 0, "reviewed": 0, "trained": 0}
+    with _cursor() as cur:
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            n, r, t = cur.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(COALESCE(is_reviewed, 0) != 0), 0), COALESCE(SUM(COALESCE(is_trained, 0) != 0), 0)"
+                f" FROM {CLIP_TABLE} INDEXED BY {ROW_INDEX} WHERE id IN ({_placeholders(len(part))})", part,
+            ).fetchone()
+            counts["clips"] += n
+            counts["reviewed"] += r
+            counts["trained"] += t
+    return counts
+
+
 def trash_list():
     # `timestamp` is deferred: the DATETIME converter would choke on a bad stored value.
     return TrashedClip.objects.using(DB).defer("audio_blob", "timestamp").order_by("-id")
