@@ -50,6 +50,39 @@ def test_changelist_shows_clips_without_loading_blobs(admin_client_s2s, insert_c
     assert ctx.captured_queries and not any(reads_blob(q["sql"]) for q in ctx.captured_queries)
 
 
+def test_changelist_rows_show_duration_flags_problem_and_a_player(admin_client_s2s, insert_clip, alice):
+    ok = insert_clip("fine clip", is_reviewed=1, is_trained=1, seconds=1.5)
+    silent = insert_clip("no audio", blob=None)
+    services.clip_update(ok, alice, None, transcript="fine clip!")  # version 2
+    admin_client_s2s.get(f"/api/entries/{ok}")  # caches the duration, as opening a clip does
+    page = admin_client_s2s.get("/admin/review/clip/").content.decode()
+    assert "1.5 s" in page and "null blob" in page
+    assert f'<audio controls preload="none" src="/api/entries/{ok}/audio"></audio>' in page
+    assert f'name="version-{ok}" value="2"' in page and f'name="version-{silent}" value="1"' in page
+    assert page.index(f"/admin/review/clip/{silent}/change/") < page.index(f"/admin/review/clip/{ok}/change/")  # newest first
+
+
+def test_changelist_date_problem_and_ordering(admin_client_s2s, insert_clip):
+    from django.utils import timezone
+
+    today = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+    insert_clip("old clip", timestamp="2020-01-01 10:00:00")
+    insert_clip("new clip", timestamp=today)
+    insert_clip("   ", timestamp=today)
+    insert_clip("broken audio", blob=b"not zlib", timestamp="2019-05-05 10:00:00")
+    recent = admin_client_s2s.get("/admin/review/clip/?captured=7d").content.decode()
+    assert "new clip" in recent and "old clip" not in recent
+    empty = admin_client_s2s.get("/admin/review/clip/?problem=empty_transcript").content.decode()
+    assert "/admin/review/clip/3/change/" in empty and "new clip" not in empty
+    assert "broken audio" not in admin_client_s2s.get("/admin/review/clip/?problem=not_zlib").content.decode()
+    admin_client_s2s.get("/api/entries/4")  # opening (or scanclips) finds out the audio is bad
+    assert "broken audio" in admin_client_s2s.get("/admin/review/clip/?problem=not_zlib").content.decode()
+    clean = admin_client_s2s.get("/admin/review/clip/?problem=none").content.decode()
+    assert "old clip" in clean and "broken audio" not in clean and "/admin/review/clip/3/change/" not in clean
+    by_time = admin_client_s2s.get("/admin/review/clip/?o=2").content.decode()  # column 2: timestamp, ascending
+    assert by_time.index("broken audio") < by_time.index("old clip") < by_time.index("new clip")
+
+
 def test_changelist_filters_and_search(admin_client_s2s, insert_clip):
     insert_clip("alpha reviewed", is_reviewed=1)
     insert_clip("beta open")
@@ -231,6 +264,21 @@ def test_inline_list_edit_goes_through_the_service(admin_client_s2s, insert_clip
     assert response.status_code == 302, response.content.decode()[:2000]
     assert flags(s2s_db, b)[0] == "bb fixed" and flags(s2s_db, a)[0] == "aa"
     assert list(ClipEdit.objects.values_list("clip_id", "old_value", "new_value")) == [(b, "bb", "bb fixed")]
+
+
+def test_inline_edit_of_a_clip_saved_meanwhile_is_refused(admin_client_s2s, insert_clip, s2s_db, alice):
+    a = insert_clip("aa")
+    services.clip_update(a, alice, None, transcript="aa by alice")  # now version 2; the page had 1
+    data = {
+        "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-MIN_NUM_FORMS": "0", "form-MAX_NUM_FORMS": "1000",
+        "form-0-id": str(a), "form-0-transcript": "aa by root", f"version-{a}": "1", "_save": "Save",
+    }
+    response = admin_client_s2s.post("/admin/review/clip/", data)
+    assert response.status_code == 200 and "Someone saved this clip after you loaded the page" in response.content.decode()
+    assert flags(s2s_db, a)[0] == "aa by alice"
+    data[f"version-{a}"] = "2"
+    assert admin_client_s2s.post("/admin/review/clip/", data).status_code == 302
+    assert flags(s2s_db, a)[0] == "aa by root"
 
 
 def test_edit_history_is_read_only(admin_client_s2s, insert_clip):
