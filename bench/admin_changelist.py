@@ -62,7 +62,7 @@ def scenarios(clips: int):
         ("filter: trained + past 30 days", lambda r: "/admin/review/clip/?trained=1&captured=30d"),
         ("filter: any problem", lambda r: "/admin/review/clip/?problem=any"),
         ("search in transcripts", lambda r: f"/admin/review/clip/?q={r.choice(WORDS)}"),
-        ("ordered by timestamp, a deep page", lambda r: f"/admin/review/clip/?o=-2&p={r.randint(2, pages)}"),
+        ("ordered by timestamp, a deep page", lambda r: f"/admin/review/clip/?o=-8&p={r.randint(2, pages)}"),
     ]
 
 

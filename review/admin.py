@@ -37,6 +37,12 @@ from .transcript_rules import CASINGS, FindReplace, Normalize, RuleError
 # As stored: Django's SQLite backend would otherwise parse the DATETIME column (see selectors).
 STORED_TIMESTAMP = RawSQL('+"s2s_training_data"."timestamp"', [])
 ORDERINGS = {"id": "id", "pk": "id", "stored_timestamp": "timestamp"}
+PROBLEM_LABELS = {  # short, for the filter sidebar; the row's tooltip has the full sentence
+    "null_blob": "no audio (NULL)", "empty_blob": "empty audio", "not_zlib": "audio not zlib",
+    "truncated": "audio truncated", "too_long": "audio too long", "no_samples": "audio without samples",
+    "odd_length": "audio odd byte count", "null_transcript": "no transcript (NULL)",
+    "empty_transcript": "empty transcript", "null_timestamp": "no timestamp", "bad_timestamp": "unreadable timestamp",
+}
 
 
 # ---------------------------------------------------------------- list filters
@@ -92,7 +98,7 @@ class ProblemFilter(ClipListFilter):
 
     def lookups(self, request, model_admin):
         return [("any", "Any problem"), ("none", "No problem"),
-                *[(code, selectors.PROBLEM_TEXT.get(code, code.replace("_", " "))) for code in PROBLEM_KINDS]]
+                *[(code, PROBLEM_LABELS.get(code, code.replace("_", " "))) for code in PROBLEM_KINDS]]
 
     def clip_filter(self) -> dict:
         value = self.value()
@@ -172,7 +178,7 @@ class ClipAdminForm(forms.ModelForm):
     class Meta:
         model = Clip
         fields = ["transcript"]
-        widgets = {"transcript": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+        widgets = {"transcript": forms.Textarea(attrs={"rows": 2, "cols": 40})}
 
     def clean_transcript(self):
         try:
@@ -247,7 +253,7 @@ def _sample(ids: list[int]) -> list[str]:
 @admin.register(Clip)
 class ClipAdmin(admin.ModelAdmin):
     form = ClipAdminForm
-    list_display = ["id", "stored_timestamp", "transcript", "duration", "reviewed", "trained", "problem", "audio"]
+    list_display = ["id", "audio", "transcript", "duration", "reviewed", "trained", "problem", "stored_timestamp"]
     list_display_links = ["id"]
     list_editable = ["transcript"]
     list_filter = [ReviewedFilter, TrainedFilter, DateFilter, ProblemFilter]

@@ -63,7 +63,7 @@ class FindReplace:
     def describe(self) -> str:
         kind = "regex" if self.use_regex else "text"
         case = ", ignoring case" if self.ignore_case else ""
-        return f"replace {kind} {self.find!r} with {self.replace!r}{case}"
+        return f"replace {kind} “{self.find}” with “{self.replace}”{case}"
 
     def apply(self, text: str) -> str:
         # Plain mode: the replacement is literal (no backslash or group expansion).

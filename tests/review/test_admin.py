@@ -79,7 +79,7 @@ def test_changelist_date_problem_and_ordering(admin_client_s2s, insert_clip):
     assert "broken audio" in admin_client_s2s.get("/admin/review/clip/?problem=not_zlib").content.decode()
     clean = admin_client_s2s.get("/admin/review/clip/?problem=none").content.decode()
     assert "old clip" in clean and "broken audio" not in clean and "/admin/review/clip/3/change/" not in clean
-    by_time = admin_client_s2s.get("/admin/review/clip/?o=2").content.decode()  # column 2: timestamp, ascending
+    by_time = admin_client_s2s.get("/admin/review/clip/?o=8").content.decode()  # column 8: timestamp, ascending
     assert by_time.index("broken audio") < by_time.index("old clip") < by_time.index("new clip")
 
 
