@@ -158,9 +158,17 @@ def _arrow_files(folder: Path) -> list[Path]:
     return [folder / f["filename"] for f in state.get("_data_files", [])]
 
 
+def _pyarrow():
+    try:
+        import pyarrow
+    except ImportError:
+        raise CommandError("Reading a datasets folder needs pyarrow: pip install 's2s-trainer[train]'.") from None
+    return pyarrow
+
+
 def hf_dataset_rows(folder: Path) -> int:
     """How many rows a `save_to_disk` folder holds (reads only the Arrow batch headers)."""
-    import pyarrow as pa
+    pa = _pyarrow()
 
     total = 0
     for path in _arrow_files(folder):
@@ -176,10 +184,7 @@ def clips_in_hf_dataset(folder: Path) -> Iterator[SourceClip]:
     Read with pyarrow, one record batch at a time: no audio decoding library is needed and a
     large data set never sits in memory whole.
     """
-    try:
-        import pyarrow as pa
-    except ImportError:
-        raise CommandError("Reading a datasets folder needs pyarrow: pip install 's2s-trainer[train]'.") from None
+    pa = _pyarrow()
     n = 0
     for path in _arrow_files(folder):
         with pa.memory_map(str(path)) as source:
