@@ -281,6 +281,16 @@ def test_inline_edit_of_a_clip_saved_meanwhile_is_refused(admin_client_s2s, inse
     assert flags(s2s_db, a)[0] == "aa by root"
 
 
+def test_change_form_refuses_an_edit_made_on_a_stale_page(admin_client_s2s, insert_clip, s2s_db, alice):
+    clip_id = insert_clip("first")
+    url = f"/admin/review/clip/{clip_id}/change/"
+    assert f'name="version-{clip_id}" value="1"' in admin_client_s2s.get(url).content.decode()
+    services.clip_update(clip_id, alice, None, transcript="first, by alice")
+    stale = admin_client_s2s.post(url, {"transcript": "first, by root", f"version-{clip_id}": "1"})
+    assert stale.status_code == 200 and "it is now 2" in stale.content.decode()
+    assert flags(s2s_db, clip_id)[0] == "first, by alice"
+
+
 def test_edit_history_is_read_only(admin_client_s2s, insert_clip):
     clip_id = insert_clip("x")
     admin_client_s2s.post(f"/admin/review/clip/{clip_id}/change/", {"transcript": "y"})

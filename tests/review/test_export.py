@@ -130,3 +130,18 @@ def test_exportclips_refuses_bad_input(varied_clips, tmp_path):
     with pytest.raises(CommandError, match="not empty"):
         run("exportclips", str(tmp_path / "full"))
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_a_dataset_saved_by_the_datasets_library_imports(tmp_path, s2s_db):
+    """A folder `datasets` itself wrote (Common Voice style `sentence` column), not our writer."""
+    datasets = pytest.importorskip("datasets")
+    from review.audio import pcm_to_wav
+
+    pcm = decode_pcm(blob_of(tone(1.2)))
+    ds = datasets.Dataset.from_dict({"audio": [{"bytes": pcm_to_wav(pcm), "path": "x.wav"}, {"bytes": b"RIFF junk", "path": "y.wav"}],
+                                     "sentence": ["From the hub.", "Broken audio."]})
+    ds.cast_column("audio", datasets.Audio(sampling_rate=16000)).save_to_disk(str(tmp_path / "cv"))
+    stdout, stderr = run("importclips", str(tmp_path / "cv"), database=str(s2s_db))
+    assert "Imported 1" in stdout and "cv row 2: cannot read audio" in stderr
+    (row,) = rows_of(s2s_db)
+    assert row["text"] == "From the hub." and row["samples"] == pcm.tolist() and row["is_trained"] == 0
