@@ -29,6 +29,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from . import admin_actions, selectors, services
+from .api import export_response
 from .admin_actions import Confirmation, PreviewRow, render_confirmation, selected_ids, step
 from .filters import PROBLEM_KINDS, ClipFilters, ClipQuery
 from .models import Clip, ClipEdit, TrashedClip
@@ -407,8 +408,6 @@ class ClipAdmin(admin.ModelAdmin):
                          "streamed as it is made; `manage.py importclips` reads it back.",
                          "Nothing changes in the clips; the export is recorded in their edit history."],
                 apply_label=f"Export {len(ids)} clips", form=form, sample=_sample(ids)))
-        from .api import export_response
-
         fmt = form.cleaned_data["format"]
         try:
             services.clips_record_export(ids, request.user, fmt)
