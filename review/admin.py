@@ -29,8 +29,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from . import admin_actions, selectors, services
-from .api import export_response
 from .admin_actions import Confirmation, PreviewRow, render_confirmation, selected_ids, step
+from .api import export_response
 from .filters import PROBLEM_KINDS, ClipFilters, ClipQuery
 from .models import Clip, ClipEdit, TrashedClip
 from .transcript_rules import CASINGS, FindReplace, Normalize, RuleError
