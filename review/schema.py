@@ -81,6 +81,13 @@ CREATE TABLE IF NOT EXISTS s2s_review_trash (
     deleted_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS s2s_review_trash_clip ON s2s_review_trash (clip_id);
+-- importclips' duplicate check: SHA-256 of each clip's int16 samples, valid while the blob
+-- keeps its length (hashing 20,000 stored clips again takes half a minute).
+CREATE TABLE IF NOT EXISTS s2s_review_audiohash (
+    clip_id INTEGER PRIMARY KEY,
+    blob_length INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
 """
 
 def prepare_database(conn) -> None:

@@ -145,3 +145,25 @@ def test_a_dataset_saved_by_the_datasets_library_imports(tmp_path, s2s_db):
     assert "Imported 1" in stdout and "cv row 2: cannot read audio" in stderr
     (row,) = rows_of(s2s_db)
     assert row["text"] == "From the hub." and row["samples"] == pcm.tolist() and row["is_trained"] == 0
+
+
+def test_stored_hashes_are_cached_and_renewed_when_a_blob_changes(tmp_path, s2s_db, insert_clip):
+    import soundfile as sf
+
+    first = insert_clip("stored", blob=blob_of(tone(1.0)))
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    sf.write(folder / "same.wav", decode_pcm(blob_of(tone(1.0))), 16000, subtype="PCM_16")
+    (folder / "same.txt").write_text("same audio")
+    _, stderr = run("importclips", str(folder), database=str(s2s_db))
+    assert f"duplicate: same audio as clip {first}" in stderr
+    conn = sqlite3.connect(s2s_db)
+    assert conn.execute("SELECT clip_id FROM s2s_review_audiohash").fetchall() == [(first,)]
+    conn.execute("UPDATE s2s_training_data SET audio_blob = ? WHERE id = ?", (blob_of(tone(2.5)), first))
+    conn.commit()
+    conn.close()
+    stdout, _ = run("importclips", str(folder), database=str(s2s_db))  # the cached hash is stale now
+    assert "Imported 1" in stdout
+    conn = sqlite3.connect(s2s_db)
+    assert len(conn.execute("SELECT clip_id FROM s2s_review_audiohash").fetchall()) == 2
+    conn.close()

@@ -308,22 +308,47 @@ def open_capture_database(path: Path, busy_timeout_ms: int) -> sqlite3.Connectio
 
 
 def existing_audio_hashes(conn: sqlite3.Connection, *, batch: int = 200) -> dict[str, int]:
-    """{audio hash: clip id} of every clip already stored, reading blobs a batch at a time."""
-    ids = [r[0] for r in conn.execute(f"SELECT id FROM {CLIP_TABLE} ORDER BY id")]
-    hashes: dict[str, int] = {}
-    for start in tqdm(range(0, len(ids), batch), desc="hashing stored clips", unit="batch", disable=len(ids) < 1000):
-        chunk = ids[start:start + batch]
+    """{audio hash: clip id} of every clip already stored.
+
+    Hashes are cached in `s2s_review_audiohash` (keyed by clip id, checked against the blob's
+    length); only clips without a valid cached hash have their blobs read, a batch at a time,
+    and their hashes are written back in short transactions.
+    """
+    lengths = dict(conn.execute(f"SELECT id, length(audio_blob) FROM {CLIP_TABLE}"))
+    cached = {clip_id: (length, sha) for clip_id, length, sha in
+              conn.execute("SELECT clip_id, blob_length, sha256 FROM s2s_review_audiohash")}
+    hashes = {sha: clip_id for clip_id, (length, sha) in sorted(cached.items(), reverse=True)
+              if lengths.get(clip_id) == length}
+    todo = [i for i, length in lengths.items() if length and cached.get(i, (None,))[0] != length]
+    for start in tqdm(range(0, len(todo), batch), desc="hashing stored clips", unit="batch", disable=len(todo) < 1000):
+        chunk = todo[start:start + batch]
         rows = conn.execute(
             f"SELECT id, audio_blob FROM {CLIP_TABLE} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
         ).fetchall()
+        fresh = []
         for clip_id, blob in rows:
             try:
                 pcm = zlib.decompress(blob)
             except (zlib.error, TypeError):
                 continue  # no readable audio: nothing an import could duplicate
             if len(pcm) % 2 == 0:
-                hashes.setdefault(hashlib.sha256(pcm).hexdigest(), clip_id)
+                sha = hashlib.sha256(pcm).hexdigest()
+                hashes[sha] = min(clip_id, hashes.get(sha, clip_id))
+                fresh.append((clip_id, len(blob), sha))
+        _save_hashes(conn, fresh)
     return hashes
+
+
+def _save_hashes(conn: sqlite3.Connection, rows: list[tuple[int, int, str]]) -> None:
+    if not rows:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT OR REPLACE INTO s2s_review_audiohash (clip_id, blob_length, sha256) VALUES (?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def insert_batch(conn: sqlite3.Connection, batch: list[PreparedClip]) -> None:
@@ -341,6 +366,8 @@ def insert_batch(conn: sqlite3.Connection, batch: list[PreparedClip]) -> None:
                 cols.append("timestamp")
                 values.append(c.timestamp)
             cur = conn.execute(f"INSERT INTO {CLIP_TABLE} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values)
+            conn.execute("INSERT OR REPLACE INTO s2s_review_audiohash (clip_id, blob_length, sha256) VALUES (?, ?, ?)",
+                         (cur.lastrowid, len(c.blob), c.audio_hash))
             if c.original_transcript is not None:
                 conn.execute("INSERT INTO s2s_review_clipmeta (clip_id, original_transcript, version) VALUES (?, ?, 1)",
                              (cur.lastrowid, c.original_transcript))
@@ -366,7 +393,7 @@ class Command(BaseCommand):
         db_path = Path(database or settings.S2S_DATABASE)
         conn = open_capture_database(db_path, settings.S2S_SQLITE_BUSY_TIMEOUT_MS)
         try:
-            conn.executescript(SIDE_TABLES)  # IF NOT EXISTS: original transcripts have a place to go
+            conn.executescript(SIDE_TABLES)  # IF NOT EXISTS: original transcripts and hashes have a place to go
             with tempfile.TemporaryDirectory(prefix="importclips-") as tmp:
                 clips, total = self.source_clips(source_path, Path(tmp))
                 known = existing_audio_hashes(conn)
