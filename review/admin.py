@@ -511,9 +511,15 @@ class TrashedClipAdmin(admin.ModelAdmin):
 
 @admin.register(ClipEdit)
 class ClipEditAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "clip_id", "username", "field", "old_value", "new_value"]
+    """Who changed what and when: every service write and bulk action adds rows; nobody edits them."""
+
+    list_display = ["created_at", "clip", "username", "field", "old_value", "new_value"]
     list_filter = ["field", "username"]
     search_fields = ["=clip_id", "username"]
+
+    @admin.display(description="clip", ordering="clip_id")
+    def clip(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:review_clip_change", args=[obj.clip_id]), obj.clip_id)
 
     def has_add_permission(self, request):
         return False

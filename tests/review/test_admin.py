@@ -296,6 +296,7 @@ def test_edit_history_is_read_only(admin_client_s2s, insert_clip):
     admin_client_s2s.post(f"/admin/review/clip/{clip_id}/change/", {"transcript": "y"})
     page = admin_client_s2s.get("/admin/review/clipedit/")
     assert page.status_code == 200 and "root" in page.content.decode()
+    assert f'<a href="/admin/review/clip/{clip_id}/change/">{clip_id}</a>' in page.content.decode()
     edit = ClipEdit.objects.get()
     assert admin_client_s2s.post(f"/admin/review/clipedit/{edit.id}/delete/").status_code == 403
     assert admin_client_s2s.get("/admin/review/clip/add/").status_code == 403
