@@ -42,3 +42,25 @@ def test_find_and_replace_from_the_changelist_through_the_preview(page, live_app
     assert "2 transcripts changed" in page.locator(".messagelist").inner_text()
     assert [live_app.clip(i)["transcript"] for i in ids] == [f"their house {tag}", f"their car {tag}", f"over there {tag}"]
     assert not page.errors.exceptions and not [m for m in page.errors.console if "Content Security Policy" in m]
+
+
+def test_export_action_downloads_a_zip_that_reimports(page, live_app, add_clip, tmp_path):
+    import zipfile
+
+    tag = uuid.uuid4().hex[:8]
+    ids = [add_clip("one two three", transcript=f"one two three {tag}", is_reviewed=1),
+           add_clip("four five", transcript=f"four five {tag}", is_trained=1)]
+    page.goto(f"/admin/review/clip/?q={tag}")
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "export_selected")
+    page.click("button[name=index]")
+    assert "2 clips will be written to a zip" in page.locator("#content").inner_text()
+    page.select_option("#id_format", "jsonl")
+    with page.expect_download() as info:
+        page.click("button[value=apply]")
+    path = tmp_path / "export.zip"
+    info.value.save_as(path)
+    names = zipfile.ZipFile(path).namelist()
+    assert sorted(names) == sorted([f"audio/{i}.wav" for i in ids] + ["manifest.jsonl"])
+    manifest = zipfile.ZipFile(path).read("manifest.jsonl").decode()
+    assert f'"text": "one two three {tag}"' in manifest and '"is_trained": true' in manifest
