@@ -9,7 +9,8 @@ The clip changelist never loads blobs, and never reads a column stored after the
 (see review.filters): filters, search and ordering become a `ClipFilters`, the count and the
 page of ids come from `review.filters.ClipQuery` on covering indexes, and the rows from
 `selectors.clip_rows`. The ORM queryset only carries the same conditions as an `id IN (...)`
-sub-query, for actions on "all N selected".
+sub-query, for actions on "all N selected". A new list filter should subclass `ClipListFilter`
+(fast path); an ordinary SimpleListFilter also works, through Django's slower ORM paging.
 """
 from __future__ import annotations
 
@@ -149,7 +150,17 @@ class ClipChangeList(ChangeList):
         return ClipFilters(q=self.query.strip()[:200], ordering=ordering, **values)
 
     def get_results(self, request):
-        """Count and page from the index-only SQL; rows from `clip_rows` (no blob, no table scan)."""
+        """Count and page from the index-only SQL; rows from `clip_rows` (no blob, no table scan).
+
+        A plain SimpleListFilter (one that narrows the ORM queryset instead of contributing to
+        ClipFilters) is honoured too: the page then comes from Django's own ORM paging, slower
+        but correct, and its rows are still drawn from `clip_rows`.
+        """
+        if any(not isinstance(spec, ClipListFilter) and getattr(spec, "used_parameters", None)
+               for spec in self.filter_specs):
+            super().get_results(request)
+            self.result_list = clip_instances(selectors.clip_rows(list(self.result_list.values_list("pk", flat=True))))
+            return
         listing = selectors.clip_list(self.clip_filters)
         paginator = Paginator(listing, self.list_per_page)
         result_count = paginator.count

@@ -83,6 +83,29 @@ def test_changelist_date_problem_and_ordering(admin_client_s2s, insert_clip):
     assert by_time.index("broken audio") < by_time.index("old clip") < by_time.index("new clip")
 
 
+def test_a_plain_orm_list_filter_still_narrows_the_list(admin_client_s2s, insert_clip, monkeypatch):
+    """Filters added later as ordinary SimpleListFilters (ORM only) must not be silently ignored."""
+    from django.contrib import admin as django_admin
+
+    from review.admin import ClipAdmin
+
+    class StartsWithX(django_admin.SimpleListFilter):
+        title, parameter_name = "starts with x", "x"
+
+        def lookups(self, request, model_admin):
+            return [("1", "yes")]
+
+        def queryset(self, request, queryset):
+            return queryset.filter(transcript__startswith="x") if self.value() == "1" else queryset
+
+    monkeypatch.setattr(ClipAdmin, "list_filter", [*ClipAdmin.list_filter, StartsWithX])
+    insert_clip("xylophone", is_reviewed=1)
+    insert_clip("xenon")
+    insert_clip("apple", is_reviewed=1)
+    page = admin_client_s2s.get("/admin/review/clip/?x=1&reviewed=1").content.decode()
+    assert "xylophone" in page and "xenon" not in page and "apple" not in page and "1 clip" in page
+
+
 def test_changelist_filters_and_search(admin_client_s2s, insert_clip):
     insert_clip("alpha reviewed", is_reviewed=1)
     insert_clip("beta open")
