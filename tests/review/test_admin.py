@@ -153,6 +153,7 @@ def test_an_action_on_all_filtered_clips_keeps_the_filter(admin_client_s2s, inse
     url = "/admin/review/clip/?reviewed=0"
     page = act(admin_client_s2s, "mark_reviewed", [ids[0]], confirm=False, url=url, select_across="1").content.decode()
     assert "3 of the 3 selected clips will be marked reviewed" in page
+    assert 'href="/admin/review/clip/?reviewed=0" class="button cancel-link"' in page  # Cancel keeps the filter
     act(admin_client_s2s, "mark_reviewed", [ids[0]], url=url, select_across="1")
     assert all(flags(s2s_db, i)[1] == 1 for i in ids)
     assert ClipEdit.objects.filter(field="is_reviewed").count() == 3
