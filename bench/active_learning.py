@@ -141,7 +141,6 @@ def main() -> None:
     from review.audio import measure
     from review.confidence import PriorityWeights, priority_score, word_edits
     from review.quality import clip_findings
-    from training_jobs.pipeline.evaluate import normalize
 
     clips = load_clips(args.db, args.truth)
     reviewed = [c for c in clips if is_reviewed(c["id"], args.reviewed_share)]
@@ -169,17 +168,17 @@ def main() -> None:
         "base model: average log-probability (lowest first)": {i: -base[i]["avg_logprob"] for i in ids},
         "base model: lowest word probability": {i: -min_word(base[i]) for i in ids},
         "base model: no-speech probability": {i: base[i]["no_speech_prob"] for i in ids},
-        "base model: disagreement with the stored transcript (words)": {i: word_edits(stored[i], base[i]["text"], normalize) for i in ids},
+        "base model: disagreement with the stored transcript (words)": {i: word_edits(stored[i], base[i]["text"]) for i in ids},
         "quality checks (number fired)": {i: len(flags[i]) for i in ids},
         "fine-tuned: average log-probability (lowest first)": {i: -ft[i]["avg_logprob"] for i in ids},
         "fine-tuned: lowest word probability": {i: -min_word(ft[i]) for i in ids},
-        "fine-tuned: disagreement with the stored transcript (words)": {i: word_edits(stored[i], ft[i]["text"], normalize) for i in ids},
+        "fine-tuned: disagreement with the stored transcript (words)": {i: word_edits(stored[i], ft[i]["text"]) for i in ids},
         "fine-tuned: disagreement (share of words)": {
-            i: word_edits(stored[i], ft[i]["text"], normalize) / max(1, len(normalize(stored[i]).split())) for i in ids},
+            i: word_edits(stored[i], ft[i]["text"]) / max(1, len(stored[i].split())) for i in ids},
         "combined (product priority_score, fine-tuned model)": {
-            i: priority_score(stored[i], asr(ft[i]), flags[i], PriorityWeights(), normalize) for i in ids},
+            i: priority_score(stored[i], asr(ft[i]), flags[i], PriorityWeights()) for i in ids},
         "combined (product priority_score, base model)": {
-            i: priority_score(stored[i], asr(base[i]), flags[i], PriorityWeights(), normalize) for i in ids},
+            i: priority_score(stored[i], asr(base[i]), flags[i], PriorityWeights()) for i in ids},
     }
     rng = np.random.default_rng(args.seed)
     random_share = float(np.mean([share_in_first_quarter(list(rng.permutation(ids)), errors) for _ in range(2000)]))
