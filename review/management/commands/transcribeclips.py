@@ -23,14 +23,16 @@ class Command(BaseCommand):
         parser.add_argument("--model", default=None, help="faster-whisper model directory (default: live model, else base)")
         parser.add_argument("--all", action="store_true", help="reviewed clips too (default: unreviewed only)")
         parser.add_argument("--limit", type=int, default=None, help="at most this many clips, in id order")
+        parser.add_argument("--id-min", type=int, default=None, help="only clips with this id or above")
+        parser.add_argument("--id-max", type=int, default=None, help="only clips with this id or below")
         parser.add_argument("--enqueue", action="store_true", help="run on the Celery worker and return")
 
-    def handle(self, *args, model, all, limit, enqueue, **options):
+    def handle(self, *args, model, all, limit, id_min, id_max, enqueue, **options):
         try:
             model_dir = asr_model_dir(model)
         except AsrModelNotFound as e:
             raise CommandError(str(e)) from None
-        ids = clip_ids(ClipFilters(reviewed=None if all else False))[:limit]
+        ids = clip_ids(ClipFilters(reviewed=None if all else False, id_min=id_min, id_max=id_max))[:limit]
         if not ids:
             self.stdout.write("No clips to re-transcribe.")
             return
