@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
+from .admin_quality import QualityCheckFilter, accept_suggestions
 from .models import Clip, ClipEdit, TrashedClip
 
 # As stored: Django's SQLite backend would otherwise parse the DATETIME column (see selectors).
@@ -74,14 +75,14 @@ class ClipAdmin(admin.ModelAdmin):
     list_display = ["id", "transcript", "reviewed", "trained", "stored_timestamp"]
     list_display_links = ["id"]
     list_editable = ["transcript"]
-    list_filter = [ReviewedFilter, TrainedFilter]
+    list_filter = [ReviewedFilter, TrainedFilter, QualityCheckFilter]
     search_fields = ["transcript"]
     ordering = ["-id"]
     list_per_page = 50
     show_full_result_count = False
     fields = ["transcript", "audio", "reviewed", "trained", "stored_timestamp"]
     readonly_fields = ["audio", "reviewed", "trained", "stored_timestamp"]
-    actions = ["mark_reviewed", "mark_unreviewed", "mark_untrained", "move_to_trash"]
+    actions = ["mark_reviewed", "mark_unreviewed", "mark_untrained", "move_to_trash", accept_suggestions]
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("audio_blob", "timestamp").annotate(stored_timestamp=STORED_TIMESTAMP)
