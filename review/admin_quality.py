@@ -10,14 +10,18 @@ from django.contrib import admin, messages
 from django.db import OperationalError
 from django.db.models.expressions import RawSQL
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from . import quality_services
+from .models import ClipIndicators
 from .quality import CHECKS
-from .quality_selectors import CHECK_TABLE, check_counts
+from .quality_selectors import CHECK_TABLE, QUALITY_TABLE, check_counts
 
 
 class QualityCheckFilter(admin.SimpleListFilter):
     title, parameter_name = "quality check", "check"
+    id_field = "id"
 
     def lookups(self, request, model_admin):
         try:
@@ -28,7 +32,8 @@ class QualityCheckFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() in CHECKS:
-            return queryset.filter(id__in=RawSQL(f"SELECT clip_id FROM {CHECK_TABLE} WHERE code = %s", [self.value()]))
+            subquery = RawSQL(f"SELECT clip_id FROM {CHECK_TABLE} WHERE code = %s", [self.value()])
+            return queryset.filter(**{f"{self.id_field}__in": subquery})
         return queryset
 
 
@@ -58,3 +63,54 @@ def accept_suggestions(modeladmin, request, queryset):
         "rule": rule,
         "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
     })
+
+
+class IndicatorCheckFilter(QualityCheckFilter):
+    id_field = "clip_id"
+
+
+@admin.register(ClipIndicators)
+class ClipIndicatorsAdmin(admin.ModelAdmin):
+    """Read-only: each measured clip's audio indicators, the checks that fired and its priority
+    (most likely wrong first). Filled by `manage.py scanclips` and `transcribeclips`."""
+
+    list_display = ["clip", "duration_s", "rms_dbfs", "peak_dbfs", "clipping", "silence", "snr_db", "checks", "priority"]
+    list_filter = [IndicatorCheckFilter]
+    list_per_page = 100
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        meta = ClipIndicators._meta.db_table
+        return super().get_queryset(request).annotate(
+            checks=RawSQL(f"SELECT codes FROM {QUALITY_TABLE} WHERE clip_id = {meta}.clip_id", []),
+            priority=RawSQL(f"SELECT COALESCE(priority, 0) FROM {QUALITY_TABLE} WHERE clip_id = {meta}.clip_id", []),
+        ).order_by("-priority", "clip_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="clip", ordering="clip_id")
+    def clip(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:review_clip_change", args=[obj.clip_id]), obj.clip_id)
+
+    @admin.display(description="clipping %")
+    def clipping(self, obj):
+        return None if obj.clipping_ratio is None else round(100 * obj.clipping_ratio, 2)
+
+    @admin.display(description="silence %")
+    def silence(self, obj):
+        return None if obj.silence_ratio is None else round(100 * obj.silence_ratio, 1)
+
+    @admin.display(description="checks")
+    def checks(self, obj):
+        return obj.checks or ""
+
+    @admin.display(description="priority", ordering="priority")
+    def priority(self, obj):
+        return round(obj.priority or 0, 2)

@@ -70,3 +70,14 @@ def test_accept_suggestions_asks_first_then_accepts_only_confident_agreement(adm
     assert row(s2s_db, differ) == ("turn of the lights", 0) and row(s2s_db, unsure) == ("call siobhan", 0)
     history = ClipEdit.objects.using("s2s").filter(clip_id=agree, field="transcript").get()
     assert (history.username, history.old_value, history.new_value) == ("root", "turn on the lights", "Turn on the lights.")
+
+
+def test_indicator_list_shows_metrics_checks_and_priority_most_likely_wrong_first(admin_client_s2s, insert_clip):
+    clipped = insert_clip("a loud clipped recording", blob=blob_of(np.clip(tone(3.0, amp=3.0), -1, 1)))
+    calm = insert_clip("a calm clean recording")
+    call_command("scanclips", verbosity=0)
+    page = admin_client_s2s.get("/admin/review/clipindicators/").content.decode()
+    assert page.index(f">{clipped}</a>") < page.index(f">{calm}</a>")  # flagged first
+    assert 'class="field-checks">clipping' in page and 'class="field-peak_dbfs">0.0<' in page
+    only = admin_client_s2s.get("/admin/review/clipindicators/?check=clipping").content.decode()
+    assert f">{clipped}</a>" in only and f">{calm}</a>" not in only
