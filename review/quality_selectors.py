@@ -70,6 +70,11 @@ class QualityInput:
     asr: AsrResult | None
     asr_blob_length: int | None = None
 
+    @property
+    def asr_is_stale(self) -> bool:
+        """The audio changed after the re-transcription (when both lengths are known)."""
+        return None not in (self.asr_blob_length, self.blob_length) and self.asr_blob_length != self.blob_length
+
 
 @dataclass
 class Suggestion:

@@ -37,7 +37,7 @@ DB = "s2s"
 def quality_of(item: QualityInput) -> tuple[list[str], float]:
     """(check codes, priority) of one clip. A re-transcription of other audio (the blob changed
     since) is ignored."""
-    asr = item.asr if item.asr is not None and item.asr_blob_length in (None, item.blob_length) else None
+    asr = None if item.asr_is_stale else item.asr
     codes = [f.code for f in clip_findings(item.metrics, item.transcript, item.duration_s)]
     return codes, priority_score(item.transcript, asr, codes, PriorityWeights())
 
@@ -168,7 +168,7 @@ def suggestion_acceptable(item: QualityInput, rule: AcceptRule = AcceptRule()) -
     asr = item.asr
     if asr is None:
         return "no re-transcription"
-    if item.asr_blob_length not in (None, item.blob_length):
+    if item.asr_is_stale:
         return "audio changed since it was re-transcribed"
     if not asr.text.strip():
         return "the model heard nothing"

@@ -54,11 +54,14 @@ def test_shortcut_overlay_lists_the_accept_key(page, add_clip):
     expect(page.locator("#suggestion")).to_be_hidden()  # never re-transcribed: no suggestion box
 
 
-def test_check_filter_and_priority_order_from_the_filter_menu(page, add_clip, live_app):
+def test_check_filter_and_priority_order_from_the_filter_menu(page, add_clip, live_app, api_request):
     fine = add_clip("Please restart the database server before the meeting.")
     invented = add_clip("Please restart the database server before the meeting.", transcript="Thanks for watching!")
     wrong = add_clip("Tell Ravindra the Plinth staging is back up.", transcript="tell me the plants")
     transcribe(live_app, [fine, invented, wrong])
+    # A reviewer already agreed with the model on `fine`: nothing left to doubt there.
+    said = api_request("GET", f"/api/entries/{fine}").json()["suggestion"]["text"]
+    assert api_request("PATCH", f"/api/entries/{fine}", json={"transcript": said}).status == 200
 
     open_review(page, [fine, invented, wrong])
     expect(page.locator("#warnings li[data-code]")).to_have_count(0)
@@ -77,10 +80,11 @@ def test_check_filter_and_priority_order_from_the_filter_menu(page, add_clip, li
     page.click("#filter-form button[type=submit]")
     # Most likely wrong first: the made-up "Thanks for watching!" and the misheard sentence
     # both disagree with the model; the correct clip comes last.
-    first = int(page.inner_text("#entry-id"))
-    assert first in (invented, wrong)
-    page.click("#btn-next")
-    expect(page.locator("#entry-id")).not_to_have_text(str(first))
+    ids = [r["id"] for r in api_request("GET", f"/api/entries?ordering=priority&id_min={fine}&id_max={wrong}").json()["results"]]
+    assert set(ids[:2]) == {invented, wrong} and ids[2] == fine
+    expect(page.locator("#entry-id")).to_have_text(str(ids[0]))
+    page.click("#btn-next")  # actions run one after another: this follows the filter change
+    expect(page.locator("#entry-id")).to_have_text(str(ids[1]))
     page.click("#btn-next")
     expect(page.locator("#entry-id")).to_have_text(str(fine))
     assert "ordering=priority" in page.url
