@@ -140,9 +140,9 @@ def clips_transcribe(ids: list[int], *, model: str | None = None, batch: int = 8
             except ClipDecodeError as e:
                 log.info("clip %s not re-transcribed: %s", clip_id, e)
                 failed += 1
-                continue
-            clip_asr_save(clip_id, model_id, transcribe_clip(transcriber, samples), len(bytes(blob)))
-            done += 1
+            else:
+                clip_asr_save(clip_id, model_id, transcribe_clip(transcriber, samples), len(bytes(blob)))
+                done += 1
             if on_progress:
                 on_progress(TranscribeProgress(done + failed, total, clip_id, failed))
         clips_quality_refresh(chunk)

@@ -95,7 +95,7 @@ def test_real_model_re_transcribes_and_the_page_gets_a_suggestion(api, insert_cl
     assert ids_of(api, "ordering=priority") == [clip_id, other]
 
 
-def test_transcription_task_stores_results_and_skips_bad_audio(s2s_db, insert_clip, speech_blob, settings):
+def test_transcription_task_stores_results_and_skips_bad_audio(api, insert_clip, speech_blob):
     from review.tasks import clips_transcribe as task
     from s2s_trainer.celery import app
     from tests.training_jobs.conftest import REDIS_TEST_URL
@@ -103,9 +103,12 @@ def test_transcription_task_stores_results_and_skips_bad_audio(s2s_db, insert_cl
     app.conf.update(broker_url=REDIS_TEST_URL, result_backend=REDIS_TEST_URL)
     good = insert_clip("hello", blob=speech_blob)
     broken = insert_clip("broken", blob=b"not zlib at all")
-    result = task.apply(args=([good, broken],))
+    result = task.apply(args=([good, broken],), task_id="transcribe-test-1")
     assert result.get() == {"model": result.get()["model"], "transcribed": 1, "failed": 1}
     assert [i.clip_id for i in quality_inputs([good, broken]) if i.asr is not None] == [good]
+    # progress went to the result backend (Redis) as the task ran; the status API reads it
+    status = api.get("/api/quality/transcribe/transcribe-test-1").json()
+    assert status["state"] == "PROGRESS" and (status["done"], status["total"], status["failed"]) == (2, 2, 1)
 
 
 def test_transcribe_api_queues_the_matching_clips(api, insert_clip, speech_blob):
