@@ -98,6 +98,9 @@ function renderEntryMeta(entry) {
   $("meter-rms").value = Math.max(-60, m?.rms_dbfs ?? -60);
   $("meter-peak").value = Math.max(-60, m?.peak_dbfs ?? -60);
   $("q-snr").textContent = m?.snr_db != null && Number.isFinite(m.snr_db) ? `${m.snr_db.toFixed(1)} dB` : "–";
+  const pct = (v, digits) => (v == null || !Number.isFinite(v) ? "–" : `${(100 * v).toFixed(digits)} %`);
+  $("q-clipping").textContent = pct(m?.clipping_ratio, 2);
+  $("q-silence").textContent = pct(m?.silence_ratio, 0);
   const list = $("warnings");
   list.replaceChildren();
   const warn = (text, code) => {

@@ -1,9 +1,12 @@
 """Model-assisted review in a real browser: the real tiny.en re-transcribes espeak-ng speech
 (`manage.py transcribeclips` against the live app's capture file), the page shows the suggestion
 with unsure words marked, Ctrl+G takes it, and the check filter and priority order work."""
+import zlib
+
+import numpy as np
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import _manage
+from tests.e2e.conftest import _manage, speech_pcm
 from tests.e2e.test_review_page import open_review, wait_until
 
 
@@ -88,3 +91,13 @@ def test_check_filter_and_priority_order_from_the_filter_menu(page, add_clip, li
     page.click("#btn-next")
     expect(page.locator("#entry-id")).to_have_text(str(fine))
     assert "ordering=priority" in page.url
+
+
+def test_clipping_and_silence_percentages_are_shown(page, add_clip):
+    loud = np.frombuffer(speech_pcm("this is far too loud"), dtype="<i2").astype(np.int32) * 12
+    clipped = add_clip("this is far too loud", blob=zlib.compress(np.clip(loud, -32768, 32767).astype("<i2").tobytes()))
+    open_review(page, [clipped])
+    expect(page.locator("#warnings li[data-code=clipping]")).to_be_visible()
+    clipping = float(page.inner_text("#q-clipping").split()[0])
+    assert clipping > 0.1  # per cent of samples at full scale
+    assert 0 <= float(page.inner_text("#q-silence").split()[0]) < 90
