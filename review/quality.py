@@ -104,14 +104,15 @@ def audio_findings(m: AudioMetrics, t: AudioThresholds = AudioThresholds()) -> l
 
 
 # Whisper's most frequent inventions on silence, music and noise (from its YouTube subtitle
-# training data), compared after lowercasing and stripping punctuation.
+# training data), compared after lowercasing and stripping punctuation. Short words people do say
+# to an assistant ("okay", "bye") are left out: flagging them would bury the real inventions.
 HALLUCINATIONS = {
     "thank you", "thank you very much", "thanks for watching", "thank you for watching",
     "thank you so much for watching", "thanks for watching and see you next time",
     "please subscribe", "subscribe to my channel", "like and subscribe",
     "please like and subscribe", "dont forget to like and subscribe",
-    "see you next time", "see you in the next video", "bye", "bye bye", "you", "so", "okay",
-    "ill see you next time", "thank you for listening", "the end",
+    "see you next time", "see you in the next video", "you", "so", "ill see you next time",
+    "thank you for listening", "the end",
 }
 HALLUCINATION_PATTERNS = [
     re.compile(p) for p in (

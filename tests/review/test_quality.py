@@ -103,6 +103,7 @@ def test_known_whisper_hallucinations(text):
 
 @pytest.mark.parametrize("text", [
     "Thank you for the report, it was useful.", "The subtitles were out of sync.", "Bye for now, see you Monday.",
+    "Okay.", "Bye!",
 ])
 def test_sentences_that_merely_contain_those_words_are_not_hallucinations(text):
     assert "hallucination" not in codes(transcript_findings(text, 3.0))
