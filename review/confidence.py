@@ -11,7 +11,7 @@ the new model has learnt the names and words the old one got wrong.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -88,16 +88,6 @@ def transcribe_clip(model, samples: np.ndarray, language: str | None = "en") -> 
                      words=words)
 
 
-def transcribe_many(model, clips: Iterable[tuple[int, np.ndarray]],
-                    on_clip: Callable[[int, AsrResult], None] | None = None) -> dict[int, AsrResult]:
-    out = {}
-    for clip_id, samples in clips:
-        out[clip_id] = result = transcribe_clip(model, samples)
-        if on_clip:
-            on_clip(clip_id, result)
-    return out
-
-
 # ------------------------------------------------------------------------------------------------
 # disagreement and priority
 # ------------------------------------------------------------------------------------------------
@@ -109,24 +99,27 @@ def _words(text: str | None, normalize: Callable[[str], str] | None) -> list[str
     return "".join(c.lower() if c.isalnum() or c.isspace() or c == "'" else " " for c in text).split()
 
 
-def word_disagreement(stored: str | None, suggested: str | None, normalize: Callable[[str], str] | None = None) -> float:
-    """Word edit distance between two transcripts over the longer one's length (0 = same words, 1 = none shared)."""
-    a, b = _words(stored, normalize), _words(suggested, normalize)
-    if not a and not b:
-        return 0.0
+def _edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance over words (substitutions, insertions, deletions)."""
     prev = list(range(len(b) + 1))
     for i, wa in enumerate(a, 1):
         cur = [i] + [0] * len(b)
         for j, wb in enumerate(b, 1):
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (wa != wb))
         prev = cur
-    return prev[-1] / max(len(a), len(b))
+    return prev[-1]
 
 
 def word_edits(stored: str | None, suggested: str | None, normalize: Callable[[str], str] | None = None) -> int:
-    """How many words a reviewer would have to change to turn `stored` into `suggested`."""
+    """How many words a reviewer would have to change to turn `stored` into `suggested`
+    (case and punctuation aside)."""
+    return _edit_distance(_words(stored, normalize), _words(suggested, normalize))
+
+
+def word_disagreement(stored: str | None, suggested: str | None, normalize: Callable[[str], str] | None = None) -> float:
+    """Word edits over the longer transcript's length: 0 = same words, 1 = none shared."""
     a, b = _words(stored, normalize), _words(suggested, normalize)
-    return round(word_disagreement(stored, suggested, normalize) * max(len(a), len(b), 1)) if (a or b) else 0
+    return _edit_distance(a, b) / max(len(a), len(b)) if (a or b) else 0.0
 
 
 @dataclass(frozen=True)

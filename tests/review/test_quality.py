@@ -135,3 +135,12 @@ def test_every_code_is_known_and_has_a_title():
     assert all(c.kind in ("audio", "transcript") and c.title for c in CHECKS.values())
     assert {"clipping", "silence", "low_snr", "empty_text", "hallucination", "repetition", "non_speech",
             "foreign_script", "too_few_words", "too_many_words"} <= set(CHECKS)
+
+
+def test_word_edits_ignore_case_and_punctuation_and_count_real_changes():
+    from review.confidence import word_disagreement, word_edits
+
+    assert word_edits("Turn on the lights.", "turn on the lights") == 0
+    assert word_edits("turn of the lights", "Turn off the lights, please.") == 2
+    assert word_disagreement("a b c d", "a x c d") == 0.25
+    assert word_disagreement("", "") == 0.0 and word_disagreement(None, "hello") == 1.0
