@@ -65,8 +65,18 @@ class TranscribeApi(ReviewApiView):
         return Response({"task_id": task.id, "clips": len(ids), "model": asr_model_id(model_dir)}, status=202)
 
 
+class TranscribeStatusSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    state = serializers.CharField(help_text="PENDING, STARTED, PROGRESS, SUCCESS or FAILURE")
+    done = serializers.IntegerField(required=False)
+    total = serializers.IntegerField(required=False)
+    failed = serializers.IntegerField(required=False)
+    transcribed = serializers.IntegerField(required=False, help_text="when finished")
+    model = serializers.CharField(required=False, help_text="when finished")
+
+
 class TranscribeStatusApi(ReviewApiView):
-    @extend_schema(responses={200: serializers.DictField()})
+    @extend_schema(responses={200: TranscribeStatusSerializer})
     def get(self, request, task_id: str):
         result = AsyncResult(task_id, app=clips_transcribe.app)
         info = result.info if isinstance(result.info, dict) else ({"error": str(result.info)} if result.info else {})
