@@ -31,9 +31,11 @@ from django.utils.text import Truncator
 
 from . import admin_actions, selectors, services
 from .admin_actions import Confirmation, PreviewRow, render_confirmation, selected_ids, step
+from .admin_quality import QualityCheckFilter, accept_suggestions
 from .api import export_response
 from .filters import PROBLEM_KINDS, ClipFilters, ClipQuery
 from .models import Clip, ClipEdit, TrashedClip
+from .quality import CHECKS
 from .transcript_rules import CASINGS, FindReplace, Normalize, RuleError
 
 # As stored: Django's SQLite backend would otherwise parse the DATETIME column (see selectors).
@@ -109,6 +111,13 @@ class ProblemFilter(ClipListFilter):
         if value == "none":
             return {"has_problem": False}
         return {"problem": value} if value in PROBLEM_KINDS else {}
+
+
+class CheckFilter(ClipListFilter, QualityCheckFilter):
+    """The quality-check filter on the index-only changelist (`check=` in ClipFilters)."""
+
+    def clip_filter(self) -> dict:
+        return {"check": self.value()} if self.value() in CHECKS else {}
 
 
 # ---------------------------------------------------------------- changelist
@@ -268,7 +277,7 @@ class ClipAdmin(admin.ModelAdmin):
     list_display = ["id", "audio", "transcript", "duration", "reviewed", "trained", "problem", "stored_timestamp"]
     list_display_links = ["id"]
     list_editable = ["transcript"]
-    list_filter = [ReviewedFilter, TrainedFilter, DateFilter, ProblemFilter]
+    list_filter = [ReviewedFilter, TrainedFilter, DateFilter, ProblemFilter, CheckFilter]
     search_fields = ["transcript"]
     search_help_text = "Text contained in the transcript (case-insensitive for ASCII)."
     ordering = ["-id"]  # newest captures first
@@ -280,7 +289,7 @@ class ClipAdmin(admin.ModelAdmin):
     fields = ["transcript", "audio", "reviewed", "trained", "stored_timestamp", "duration", "problem"]
     readonly_fields = ["audio", "reviewed", "trained", "stored_timestamp", "duration", "problem"]
     actions = ["mark_reviewed", "mark_unreviewed", "mark_untrained", "move_to_trash", "export_selected",
-               "find_replace", "normalize_transcripts"]
+               "find_replace", "normalize_transcripts", accept_suggestions]
 
     class Media:
         css = {"all": ["css/admin_review.css"]}

@@ -54,6 +54,7 @@ FILTER_PARAMETERS = [
     OpenApiParameter("id_max", int),
     OpenApiParameter("q", str, description="text contained in the transcript"),
     OpenApiParameter("has_problem", str, enum=["0", "1"]),
+    OpenApiParameter("check", str, description="a quality check code (GET /api/quality/checks)"),
     OpenApiParameter("ordering", str, enum=list(ORDERINGS)),
 ]
 ERRORS = {

@@ -20,6 +20,8 @@ from .audio import AudioMetrics, ClipDecodeError, decode_pcm, measure
 from .export import ExportClip
 from .filters import CLIP_TABLE, FLAGS_INDEX, META_TABLE, ROW_INDEX, ClipFilters, ClipQuery
 from .models import ClipEdit, ClipMeta, ReviewSession, TrashedClip
+from .quality import clip_findings
+from .quality_selectors import Suggestion, clip_suggestion
 from .timestamps import parse_timestamp
 
 DB = "s2s"
@@ -96,6 +98,8 @@ class ClipMeasure:
 class ClipDetail(ClipRow):
     metrics: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)  # review.quality findings: {code, message}
+    suggestion: Suggestion | None = None  # the latest re-transcription by a model
     blob_length: int | None = None
     prev_id: int | None = None
     next_id: int | None = None
@@ -246,18 +250,6 @@ def clip_audio_tag(clip_id: int) -> tuple[int, int | None]:
     return (version[0] if version else 1), row[0]
 
 
-def _transcript_warnings(transcript: str | None, duration_s: float | None) -> list[str]:
-    """Length checks from the spec: a transcript far too short or long for its audio."""
-    if not transcript or not transcript.strip() or not duration_s:
-        return []
-    chars_per_s = len(transcript.strip()) / duration_s
-    if chars_per_s > 30:
-        return [f"transcript looks too long for {duration_s:.1f} s of audio ({chars_per_s:.0f} characters/s)"]
-    if duration_s >= 3 and chars_per_s < 2:
-        return [f"transcript looks too short for {duration_s:.1f} s of audio ({chars_per_s:.1f} characters/s)"]
-    return []
-
-
 def clip_neighbours(clip_id: int, raw_timestamp, filters: ClipFilters) -> tuple[int | None, int | None, int | None]:
     """prev, next and next unreviewed (wrapping to the start) in the filter's order."""
     query = ClipQuery(filters)
@@ -316,10 +308,8 @@ def clip_get(clip_id: int, filters: ClipFilters | None = None, *, neighbours: bo
     problem, detail = _problem(blob_null=bool(blob_null), meta_problem=meta_problem or "", transcript=transcript, ts=ts)
     if measured is not None and measured.problem_detail and problem == measured.problem:
         detail = measured.problem_detail
-    warnings = []
-    if metrics:
-        warnings += AudioMetrics(duration_s=duration, **metrics).warnings()
-    warnings += _transcript_warnings(transcript, duration)
+    findings = clip_findings(AudioMetrics(duration_s=duration, **metrics) if metrics else None, transcript, duration)
+    warnings = [f.message for f in findings]
     if ts.problem:
         warnings.append(ts.detail)
     detail_row = ClipDetail(
@@ -327,7 +317,8 @@ def clip_get(clip_id: int, filters: ClipFilters | None = None, *, neighbours: bo
         is_reviewed=bool(is_reviewed), is_trained=bool(is_trained), timestamp=ts.iso,
         timestamp_raw=raw_ts if raw_ts is None or isinstance(raw_ts, int | float | str) else _text(raw_ts),
         duration_s=duration, problem=problem, problem_detail=detail, version=version or 1,
-        metrics=metrics, warnings=warnings, blob_length=blob_length, measured=measured,
+        metrics=metrics, warnings=warnings, checks=[f.as_dict() for f in findings], blob_length=blob_length,
+        measured=measured, suggestion=clip_suggestion(clip_id),
         audio_problem="null_blob" if blob_null else (meta_problem or ""),
         edits=clip_edits(clip_id),
     )

@@ -209,7 +209,11 @@ def clip_update(clip_id: int, user, if_match=None, *, transcript=None, is_review
         meta.save(using=DB)
         return meta.version
 
-    return _write(work, what=f"the change to clip {clip_id}")
+    version = _write(work, what=f"the change to clip {clip_id}")
+    from .quality_services import clip_quality_refresh_quietly  # imports this module
+
+    clip_quality_refresh_quietly(clip_id)
+    return version
 
 
 def clip_mark_reviewed(clip_id: int, user, if_match=None, *, review_seconds=None) -> int:
