@@ -68,6 +68,8 @@ def test_header_shows_progress_and_links(page, add_clip):
     add_clip("see you later", is_reviewed=1)
     open_review(page, [a])
     expect(page.locator("h1")).to_have_text("S2S Training Data Review")
+    progress = re.compile(r"([\d.]+)% \((\d+)/(\d+) reviewed\)")
+    expect(page.locator("#progress-text")).to_have_text(progress)  # filled in when stats arrive
     text = page.inner_text("#progress-text")
     m = re.fullmatch(r"([\d.]+)% \((\d+)/(\d+) reviewed\)", text)
     assert m, text
