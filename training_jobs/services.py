@@ -555,7 +555,7 @@ def model_guard(version) -> dict:
     """Candidate vs live on the candidate's test clips, both with faster-whisper.
 
     With no live model deployed yet, the live app still runs the base model: the run's own base
-    vs new evaluation (same clips, same greedy decoding) stands in. The live score is cached in
+    vs new evaluation (transformers, same clips, same greedy decoding and features) stands in. The live score is cached in
     `version.guard` per live version name (versions/<name> never changes once deployed).
     """
     from training_jobs.pipeline import ct2_eval
@@ -563,9 +563,9 @@ def model_guard(version) -> dict:
 
     live_dir = live_model_dir(live_root())
     candidate_wer = version.export.get("fw_wer")
-    if live_dir is None:
+    if live_dir is None:  # like with like: both from the run's transformers evaluation
         live_wer, live = version.metrics.get("base_wer"), "base model (nothing deployed yet)"
-        candidate_wer = version.metrics.get("wer") if candidate_wer is None else candidate_wer
+        candidate_wer = version.metrics.get("wer")
     elif version.guard.get("live_version") == live_dir.name and version.guard.get("live_wer") is not None:
         live_wer, live = version.guard["live_wer"], live_dir.name
     elif live_dir.name == version.deploy_name:

@@ -189,3 +189,43 @@ def test_models_pages_show_versions_compare_and_confirm_deletion(make_version, c
     assert f"{a.name} deleted." in done.content.decode() and not ModelVersion.objects.filter(pk=a.pk).exists()
     rollback = client.post("/models/rollback", follow=True).content.decode()
     assert "no previous live model" in rollback
+
+
+@pytest.mark.parametrize("step, live_after_kill", [("backed_up", "first"), ("switched", "second")])
+@pytest.mark.django_db(transaction=True)
+def test_a_promotemodel_process_killed_mid_promotion_keeps_a_live_model_and_a_retry_completes_it(
+        make_version, live_settings, step, live_after_kill):
+    """`manage.py promotemodel` in a real process, SIGKILLed at a named step (S2S_DEPLOY_KILL_AT):
+    the live directory still serves a complete model, and running the command again finishes the
+    promotion, registry included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connections
+
+    from tests.training_jobs.conftest import ROOT
+
+    versions = {"first": make_version("a", REFS), "second": make_version("bb", REFS)}
+    call_command("promotemodel", versions["first"].name, "--force")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "s2s_trainer.settings",
+           "DATABASE_URL": f"sqlite:///{connections['default'].settings_dict['NAME']}",
+           "S2S_LIVE_MODEL_DIR": str(live_settings.S2S_LIVE_MODEL_DIR),
+           "S2S_ARTIFACTS": str(live_settings.S2S_ARTIFACTS), "REDIS_URL": REDIS_TEST_URL}
+    command = [sys.executable, str(ROOT / "manage.py"), "promotemodel", versions["second"].name, "--force"]
+
+    killed = subprocess.run(command, env={**env, deploy.KILL_AT_ENV: step}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    for version in versions.values():
+        version.refresh_from_db()  # the second one was exported (and recorded) before the kill
+    live = deploy.live_model_dir(services.live_root())
+    assert live is not None and live.name == versions[live_after_kill].deploy_name
+    assert deploy.is_complete_model(live)
+    assert versions["second"].status == "candidate"  # the registry changes only after the switch
+
+    retried = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    assert deploy.live_name(services.live_root()) == versions["second"].deploy_name
+    assert deploy.previous_name(services.live_root()) == versions["first"].deploy_name
+    assert ModelVersion.objects.get(status="live") == versions["second"]
