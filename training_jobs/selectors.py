@@ -84,7 +84,13 @@ def data_status() -> dict:
 
 
 def current_model() -> dict:
-    """The model the live app should use: the latest succeeded run's, else the base model."""
+    """The model the live app runs: the one promoted to S2S_LIVE_MODEL_DIR; before any promotion,
+    the latest succeeded run's, else the base model."""
+    from training_jobs.pipeline.deploy import live_model_dir
+
+    live = live_model_dir(settings.S2S_LIVE_MODEL_DIR)
+    if live is not None:
+        return {"name": f"{live.name} (live)", "path": str(live), "run": None, "base": _default_base()}
     run = run_last_finished()
     if run and run.artifacts.get("model_dir"):
         base = run.config.get("base_model") or _default_base()

@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 
-from tests.conftest import tone
+from tests.conftest import S2S, tone
 from tests.pipeline.training_fixtures import make_tiny_whisper
 from tests.training_jobs.conftest import REDIS_TEST_URL
 from tests.training_jobs.registry_fixtures import make_snapshot, succeeded_run
@@ -229,3 +229,13 @@ def test_a_promotemodel_process_killed_mid_promotion_keeps_a_live_model_and_a_re
     assert deploy.live_name(services.live_root()) == versions["second"].deploy_name
     assert deploy.previous_name(services.live_root()) == versions["first"].deploy_name
     assert ModelVersion.objects.get(status="live") == versions["second"]
+
+
+@S2S
+def test_the_dashboard_names_the_promoted_model_as_current(make_version, s2s_db, client, alice):
+    version = make_version("a", REFS)
+    client.force_login(alice)
+    assert "(live)" not in client.get("/training/").content.decode()
+    services.model_promote(version=version, force=True, quantization="int8")
+    html = client.get("/training/").content.decode()
+    assert f"{version.name}-int8 (live)" in html and "/models/" in html
