@@ -153,6 +153,7 @@ def start_live_app(base: Path) -> LiveServer:
         "S2S_DATABASE": str(s2s_path),
         "DATABASE_URL": f"sqlite:///{base / 'trainer.db'}",
         "S2S_ARTIFACTS": str(base / "artifacts"),
+        "S2S_LIVE_MODEL_DIR": str(base / "live"),  # never the checkout's models/live
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "LOG_LEVEL": "WARNING",
