@@ -513,7 +513,7 @@ def model_test_rows(version) -> list[tuple[int, Any, str]]:
     return split_rows(dataset["test"])
 
 
-def model_export(*, version, quantization: str | None = None, user=None):
+def model_export(*, version, quantization: str | None = None, user=None, on_clip=None):
     """Convert to CTranslate2 (ctranslate2's own TransformersConverter) and verify the result:
     faster-whisper on the test split must score within 0.5 WER points of the transformers model.
     Both scores (and faster-whisper's per-clip text) are recorded, verified or not."""
@@ -534,7 +534,7 @@ def model_export(*, version, quantization: str | None = None, user=None):
     reference_wer = version.metrics.get("wer")
     if reference_wer is None:  # no transformers score recorded: measure it on the same rows now
         reference_wer = _transformers_wer(version, rows)
-    check = ct2_eval.verify_export(out_dir, rows, reference_wer, version.language)
+    check = ct2_eval.verify_export(out_dir, rows, reference_wer, version.language, on_clip=on_clip)
     version.export = {"quantization": quantization, "ct2_dir": str(out_dir), "size_bytes": dir_size(out_dir), **check}
     version.save(update_fields=["export"])
     ModelEvent.objects.create(version=version, version_name=version.name, action=ModelEvent.Action.EXPORTED,
@@ -551,7 +551,7 @@ def _transformers_wer(version, rows) -> float:
     return evaluate.error_rates([r[2] for r in rows], hyps, version.language)["wer"]
 
 
-def model_guard(version) -> dict:
+def model_guard(version, on_clip=None) -> dict:
     """Candidate vs live on the candidate's test clips, both with faster-whisper.
 
     With no live model deployed yet, the live app still runs the base model: the run's own base
@@ -572,7 +572,7 @@ def model_guard(version) -> dict:
         live_wer, live = candidate_wer, live_dir.name
     else:
         rows = model_test_rows(version)
-        live_wer = ct2_eval.score_ct2(ct2_eval.load_ct2(live_dir), rows, version.language).wer
+        live_wer = ct2_eval.score_ct2(ct2_eval.load_ct2(live_dir), rows, version.language, on_clip).wer
         live = live_dir.name
     worse = candidate_wer is not None and live_wer is not None and candidate_wer > live_wer
     guard = {"live_version": live, "live_wer": live_wer, "candidate_wer": candidate_wer,
@@ -582,17 +582,18 @@ def model_guard(version) -> dict:
     return guard
 
 
-def model_promote(*, version, force: bool = False, user=None, quantization: str | None = None):
+def model_promote(*, version, force: bool = False, user=None, quantization: str | None = None, on_clip=None):
     """Make `version` the live model. Exports first when needed; refuses (PromotionRefused, recorded)
     when the export failed verification or the candidate is worse than the live model on the
-    same clips, unless `force` (then the override is recorded with the numbers)."""
+    same clips, unless `force` (then the override is recorded with the numbers). `on_clip(done,
+    total)` reports the faster-whisper scoring clip by clip (the long part)."""
     from training_jobs.models import ModelEvent, ModelStatus, ModelVersion
     from training_jobs.pipeline import deploy
 
     if not version.export.get("ct2_dir") or not Path(version.export["ct2_dir"]).is_dir() or (
             quantization and quantization != version.export.get("quantization")):
-        model_export(version=version, quantization=quantization, user=user)
-    guard = model_guard(version)
+        model_export(version=version, quantization=quantization, user=user, on_clip=on_clip)
+    guard = model_guard(version, on_clip=on_clip)
     reasons = []
     if not version.export.get("verified"):
         reasons.append(f"the export scored {_pct(version.export.get('fw_wer'))} WER with faster-whisper against "

@@ -239,3 +239,21 @@ def test_the_dashboard_names_the_promoted_model_as_current(make_version, s2s_db,
     services.model_promote(version=version, force=True, quantization="int8")
     html = client.get("/training/").content.decode()
     assert f"{version.name}-int8 (live)" in html and "/models/" in html
+
+
+@pytest.mark.django_db
+def test_the_live_models_score_is_cached_per_live_version(make_version):
+    """The guard scores the live model on the candidate's clips once per live version: with the
+    candidate's snapshot gone, the cached score still answers; after a new promotion it must
+    measure again (and says it cannot)."""
+    first, second, third = make_version("a", REFS), make_version("bb", REFS), make_version("ccc", REFS)
+    services.model_promote(version=first, force=True)
+    services.model_export(version=second)
+    guard = services.model_guard(second)
+    assert guard["live_version"] == first.deploy_name and 0 <= guard["live_wer"]
+    second.snapshot_path = "/nonexistent/snapshot"
+    second.save()
+    assert services.model_guard(second) == guard
+    services.model_promote(version=third, force=True)
+    with pytest.raises(services.ModelError, match="snapshot .* is gone"):
+        services.model_guard(second)

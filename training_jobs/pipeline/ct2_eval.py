@@ -44,8 +44,9 @@ def load_ct2(path: str | Path, compute_type: str = "default"):
     return WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads)
 
 
-def transcribe_ct2(model, samples_list, language: str | None = None) -> list[str]:
-    """Greedy text per clip from a faster-whisper model (an instance or a directory)."""
+def transcribe_ct2(model, samples_list, language: str | None = None, on_clip=None) -> list[str]:
+    """Greedy text per clip from a faster-whisper model (an instance or a directory);
+    `on_clip(done, total)` after each clip (a progress bar, a log line)."""
     if isinstance(model, (str, Path)):
         model = load_ct2(model)
     options = dict(FW_GREEDY)
@@ -55,15 +56,17 @@ def transcribe_ct2(model, samples_list, language: str | None = None) -> list[str
     for samples in samples_list:
         segments, _ = model.transcribe(samples, **options)
         texts.append("".join(s.text for s in segments).strip())
+        if on_clip is not None:
+            on_clip(len(texts), len(samples_list))
     return texts
 
 
-def score_ct2(model, rows, language: str = "en") -> Score:
+def score_ct2(model, rows, language: str = "en", on_clip=None) -> Score:
     """faster-whisper WER/CER over (clip id, samples, reference) rows, with the per-clip results."""
     if not rows:
         return Score(0.0, 0.0, 0, [])
     ids, samples, refs = (list(column) for column in zip(*rows, strict=True))
-    hyps = transcribe_ct2(model, samples, language)
+    hyps = transcribe_ct2(model, samples, language, on_clip)
     rates = error_rates(refs, hyps, language)
     clips = [{"id": cid, "reference": ref, "text": hyp, "wer": clip_wer(ref, hyp, language)}
              for cid, ref, hyp in zip(ids, refs, hyps, strict=True)]
@@ -71,11 +74,11 @@ def score_ct2(model, rows, language: str = "en") -> Score:
 
 
 def verify_export(ct2_dir: str | Path, rows, transformers_wer: float, language: str = "en",
-                  max_gap: float = MAX_EXPORT_WER_GAP) -> dict:
+                  max_gap: float = MAX_EXPORT_WER_GAP, on_clip=None) -> dict:
     """faster-whisper on the export vs the transformers model's test WER. Returns both (and the
     per-clip results); `verified` is False when they differ by more than `max_gap` either way (a
     "better" export is as suspicious as a worse one: the weights or settings did not survive)."""
-    score = score_ct2(load_ct2(ct2_dir), rows, language)
+    score = score_ct2(load_ct2(ct2_dir), rows, language, on_clip)
     gap = score.wer - transformers_wer
     return {"fw_wer": score.wer, "fw_cer": score.cer, "transformers_wer": transformers_wer, "gap": gap,
             "max_gap": max_gap, "verified": abs(gap) <= max_gap, "n": score.n, "clips": score.clips}

@@ -10,6 +10,26 @@ from training_jobs.models import ModelVersion
 from training_jobs.pipeline.export import QUANTIZATIONS
 
 
+class ProgressBar:
+    """A tqdm bar per faster-whisper scoring pass (the export check, the live model on the same clips)."""
+
+    def __init__(self, stream):
+        self.stream, self.bar = stream, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or done == 1:
+            self.close()
+            self.bar = tqdm(total=total, desc="faster-whisper on the test clips", unit="clip", file=self.stream)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -27,11 +47,14 @@ class Command(BaseCommand):
             target = selectors.model_get(version)
         except ModelVersion.DoesNotExist:
             raise CommandError(f"no model version {version!r}; list them at /models/ or /api/models") from None
-        self.stdout.write(f"Promoting {target.name}: exporting and checking against the live model...")
+        self.stdout.write(f"Promoting {target.name}: export, faster-whisper check, comparison with the live model")
+        bar = ProgressBar(self.stderr._out)
         try:
-            target = services.model_promote(version=target, force=force, quantization=quantization)
+            target = services.model_promote(version=target, force=force, quantization=quantization, on_clip=bar)
         except services.RunError as e:
             raise CommandError(str(e)) from None
+        finally:
+            bar.close()
         guard, export = target.guard, target.export
         self.stdout.write(f"export {export['quantization']}: faster-whisper WER {_pct(export.get('fw_wer'))}, "
                           f"transformers {_pct(export.get('transformers_wer'))}")
