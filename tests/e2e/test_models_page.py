@@ -31,6 +31,7 @@ for name, new in hyps.items():
 
 @pytest.fixture(scope="module")
 def versions(live_app, tmp_path_factory):
+    """Three registered versions in the live server's database (made by its own manage.py)."""
     base = tmp_path_factory.mktemp("models")
     out = subprocess.run([sys.executable, "manage.py", "shell", "-c", REGISTER.format(base=str(base))], cwd=ROOT,
                          env={**live_app.env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)

@@ -63,11 +63,12 @@ def worse_dir(tmp_path_factory, tiny_hf_dir):
 
 
 @pytest.fixture
-def register(tmp_path, settings, snapshot, test_clips, base_hyps, tiny_hf_dir):
-    """A candidate from a succeeded run on `model_dir`, scored by the real evaluation."""
+def register(training_env, tmp_path, settings, snapshot, test_clips, base_hyps, tiny_hf_dir):
+    """A candidate from a succeeded run on `model_dir`, scored by the real evaluation. The test
+    Redis, and a live directory and notification channel of this test's own."""
     settings.S2S_LIVE_MODEL_DIR = tmp_path / "live"
     settings.S2S_ARTIFACTS = tmp_path / "artifacts"
-    settings.REDIS_URL = REDIS_TEST_URL
+    settings.S2S_LIVE_CHANNEL = f"s2s:live-model:test-{tmp_path.name}-{os.getpid()}"
 
     def make(name, model_dir):
         if model_dir == tiny_hf_dir:  # the same weights as the base: copy it, the test may delete it
@@ -84,10 +85,10 @@ def register(tmp_path, settings, snapshot, test_clips, base_hyps, tiny_hf_dir):
     return make
 
 
-def start_live_app(live_dir, probe_wav):
+def start_live_app(live_dir, probe_wav, channel):
     app = subprocess.Popen(
         [sys.executable, str(ROOT / "docs" / "examples" / "live_app.py"), "--live-dir", str(live_dir),
-         "--redis-url", REDIS_TEST_URL, "--poll", "60", "--probe", str(probe_wav), "--max-seconds", "600"],
+         "--redis-url", REDIS_TEST_URL, "--channel", channel, "--poll", "60", "--probe", str(probe_wav), "--max-seconds", "600"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert next_event(app)["event"] == "subscribed"
     return app
@@ -101,11 +102,11 @@ def next_event(app) -> dict:
 
 @pytest.mark.django_db
 def test_the_live_app_follows_real_promotions_and_a_rollback(register, tiny_hf_dir, test_clips, tmp_path,
-                                                             reference_transcripts, capsys):
+                                                             reference_transcripts, settings):
     probe = tmp_path / "probe.wav"
     sf.write(probe, test_clips[1][0], 16000)
     first, second = register("a", tiny_hf_dir), register("b", tiny_hf_dir)
-    app = start_live_app(services.live_root(), probe)  # polls only every 60 s: Redis must wake it
+    app = start_live_app(services.live_root(), probe, settings.S2S_LIVE_CHANNEL)  # polls only every 60 s: Redis must wake it
     try:
         t0 = time.monotonic()
         services.model_promote(version=first, quantization="float16")

@@ -23,10 +23,14 @@ REFS = ["turn the music down", "open the window please", "call me back tomorrow"
 
 
 @pytest.fixture
-def live_settings(settings, tmp_path):
+def live_settings(training_env, settings, tmp_path):
+    """Test Redis (and channel layer), a live directory and artifacts of this test's own, and a
+    channel of its own: Redis pub/sub channels are shared by all databases of a server."""
+    import uuid
+
     settings.S2S_LIVE_MODEL_DIR = tmp_path / "live"
     settings.S2S_ARTIFACTS = tmp_path / "artifacts"
-    settings.REDIS_URL = REDIS_TEST_URL
+    settings.S2S_LIVE_CHANNEL = f"s2s:live-model:test-{uuid.uuid4().hex[:8]}"
     return settings
 
 
@@ -97,13 +101,14 @@ def test_delete_needs_the_typed_name_and_removes_the_files(make_version, api):
 
 
 @pytest.mark.django_db
-def test_an_unverified_export_is_refused_then_forced_recorded_announced_and_rolled_back(make_version, api, alice):
+def test_an_unverified_export_is_refused_then_forced_recorded_announced_and_rolled_back(make_version, api, alice,
+                                                                                       live_settings):
     """The random model's faster-whisper transcript differs from its transformers one: the export
     check fails, so promotion is refused; forced, it goes live, recorded, with a Redis message."""
     first = make_version("a", REFS)
     second = make_version("bb", REFS)
     listener = redis.Redis.from_url(REDIS_TEST_URL).pubsub(ignore_subscribe_messages=True)
-    listener.subscribe("s2s:live-model")
+    listener.subscribe(live_settings.S2S_LIVE_CHANNEL)
 
     refused = api.post(f"/api/models/{first.name}/promote", {"quantization": "float32"}, format="json")
     assert refused.status_code == 409 and "before conversion" in refused.json()["detail"]
@@ -212,7 +217,8 @@ def test_a_promotemodel_process_killed_mid_promotion_keeps_a_live_model_and_a_re
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "s2s_trainer.settings",
            "DATABASE_URL": f"sqlite:///{connections['default'].settings_dict['NAME']}",
            "S2S_LIVE_MODEL_DIR": str(live_settings.S2S_LIVE_MODEL_DIR),
-           "S2S_ARTIFACTS": str(live_settings.S2S_ARTIFACTS), "REDIS_URL": REDIS_TEST_URL}
+           "S2S_ARTIFACTS": str(live_settings.S2S_ARTIFACTS), "REDIS_URL": REDIS_TEST_URL,
+           "S2S_LIVE_CHANNEL": live_settings.S2S_LIVE_CHANNEL}
     command = [sys.executable, str(ROOT / "manage.py"), "promotemodel", versions["second"].name, "--force"]
 
     killed = subprocess.run(command, env={**env, deploy.KILL_AT_ENV: step}, capture_output=True, text=True, timeout=300)
