@@ -76,9 +76,12 @@ def score_ct2(model, rows, language: str = "en", on_clip=None) -> Score:
 def verify_export(ct2_dir: str | Path, rows, transformers_wer: float, language: str = "en",
                   max_gap: float = MAX_EXPORT_WER_GAP, on_clip=None) -> dict:
     """faster-whisper on the export vs the transformers model's test WER. Returns both (and the
-    per-clip results); `verified` is False when they differ by more than `max_gap` either way (a
-    "better" export is as suspicious as a worse one: the weights or settings did not survive)."""
+    per-clip results); `verified` is False when the export is more than `max_gap` worse.
+
+    One-sided on purpose: int8 rounding moves a few words either way, and on the dev capture's 50
+    test clips int8 scored 0.67 points *better* than the model it came from (docs/benchmarks.md);
+    a check that rejected that would refuse the quantization the live app is meant to run."""
     score = score_ct2(load_ct2(ct2_dir), rows, language, on_clip)
     gap = score.wer - transformers_wer
     return {"fw_wer": score.wer, "fw_cer": score.cer, "transformers_wer": transformers_wer, "gap": gap,
-            "max_gap": max_gap, "verified": abs(gap) <= max_gap, "n": score.n, "clips": score.clips}
+            "max_gap": max_gap, "verified": gap <= max_gap, "n": score.n, "clips": score.clips}
