@@ -583,11 +583,13 @@ def model_guard(version, on_clip=None) -> dict:
     return guard
 
 
-def model_promote(*, version, force: bool = False, user=None, quantization: str | None = None, on_clip=None):
+def model_promote(*, version, force: bool = False, user=None, quantization: str | None = None, on_clip=None,
+                  must_beat: bool = False):
     """Make `version` the live model. Exports first when needed; refuses (PromotionRefused, recorded)
     when the export failed verification or the candidate is worse than the live model on the
-    same clips, unless `force` (then the override is recorded with the numbers). `on_clip(done,
-    total)` reports the faster-whisper scoring clip by clip (the long part)."""
+    same clips (with `must_beat`: not strictly better), unless `force` (then the override is
+    recorded with the numbers). `on_clip(done, total)` reports the faster-whisper scoring clip by
+    clip (the long part)."""
     from training_jobs.models import ModelEvent, ModelStatus, ModelVersion
     from training_jobs.pipeline import deploy
 
@@ -601,6 +603,9 @@ def model_promote(*, version, force: bool = False, user=None, quantization: str 
                        f"{_pct(version.export.get('transformers_wer'))} before conversion (more than 0.5 points worse)")
     if guard["worse"]:
         reasons.append(f"test WER {_pct(guard['candidate_wer'])} is worse than the live model "
+                       f"{guard['live_version']}'s {_pct(guard['live_wer'])} on the same {guard['clips']} clips")
+    elif must_beat and not _beats(guard):
+        reasons.append(f"test WER {_pct(guard['candidate_wer'])} does not beat the live model "
                        f"{guard['live_version']}'s {_pct(guard['live_wer'])} on the same {guard['clips']} clips")
     if reasons and not force:
         reason = "; ".join(reasons)
@@ -682,7 +687,7 @@ def model_auto_deploy(version_id: int) -> None:
 
     version = ModelVersion.objects.get(pk=version_id)
     try:
-        model_promote(version=version)
+        model_promote(version=version, must_beat=True)
     except ModelError as e:
         version.refresh_from_db()
         if not version.note:
@@ -709,6 +714,11 @@ def live_notify(event: str, **payload) -> None:
         client.close()
     except redis.RedisError as e:
         logger.warning("live model %s; notification on %s failed: %s", event, settings.S2S_LIVE_CHANNEL, e)
+
+
+def _beats(guard: dict) -> bool:
+    return guard["candidate_wer"] is not None and (guard["live_wer"] is None
+                                                   or guard["candidate_wer"] < guard["live_wer"])
 
 
 def _version_deployed_as(deploy_name: str):

@@ -21,7 +21,7 @@ from tests.pipeline import whisper_fixtures
 from tests.training_jobs.conftest import REDIS_TEST_URL, ROOT
 from tests.training_jobs.registry_fixtures import make_snapshot, succeeded_run
 from training_jobs import services
-from training_jobs.models import ModelEvent
+from training_jobs.models import ModelEvent, RunLogLine
 from training_jobs.pipeline import deploy, evaluate
 from training_jobs.pipeline.export import save_model
 from training_jobs.pipeline.models import load_model_and_processor
@@ -120,6 +120,13 @@ def test_the_live_app_follows_real_promotions_and_a_rollback(register, tiny_hf_d
         assert loaded["text"] == reference_transcripts[0].strip()  # it transcribes with the promoted model
         assert time.monotonic() - t0 < 120
 
+        settings.S2S_EXPORT_QUANTIZATION = "float32"
+        services.model_auto_deploy(second.pk)  # the automatic option promotes only a model that beats the live one
+        second.refresh_from_db()
+        assert second.status == "candidate" and "does not beat the live model" in second.note
+        assert second.guard["live_wer"] == pytest.approx(second.guard["candidate_wer"])
+        assert deploy.live_name(services.live_root()) == first.deploy_name
+
         services.model_promote(version=second, quantization="float32")  # same weights, same WER: not worse
         second.refresh_from_db()
         assert second.status == "live" and second.guard["live_version"] == first.deploy_name
@@ -159,6 +166,13 @@ def test_a_worse_model_is_refused_kept_as_candidate_and_promoted_only_when_force
     forced = ModelEvent.objects.get(action="forced", version=worse)
     assert forced.detail["previous"] == good.deploy_name and forced.detail["worse"] is True
 
-    call_command("rollbackmodel")
+    services.model_auto_deploy(good.pk)  # it beats the (forced) live model: the automatic option promotes it
     good.refresh_from_db()
-    assert good.status == "live" and deploy.live_name(services.live_root()) == good.deploy_name
+    assert good.status == "live" and good.guard["live_version"] == worse.deploy_name and good.note == ""
+    assert good.guard["candidate_wer"] < good.guard["live_wer"]
+    assert RunLogLine.objects.filter(run=good.run, message=f"Model {good.name} is now live ({good.deploy_name})").exists()
+
+    call_command("rollbackmodel")  # back to the forced one, in one step
+    worse.refresh_from_db()
+    assert worse.status == "live" and deploy.live_name(services.live_root()) == worse.deploy_name
+    assert deploy.previous_name(services.live_root()) == good.deploy_name
