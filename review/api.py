@@ -8,7 +8,6 @@ their typed errors to HTTP: ClipNotFound/TrashNotFound 404, ReviewInputError 400
 from __future__ import annotations
 
 import re
-import zipfile
 from datetime import UTC, datetime
 
 import numpy as np
@@ -25,6 +24,8 @@ from rest_framework.views import APIView
 
 from . import selectors, services
 from .audio import SAMPLE_RATE, ClipDecodeError, compute_peaks, decode_pcm, encode_audio, pcm_to_wav
+from .export import FORMATS as EXPORT_FORMATS
+from .export import ZipStreamTarget, write_export
 from .filters import MAX_PAGE_SIZE, ORDERINGS, parse_filters
 from .serializers import (
     EntryDetailSerializer,
@@ -53,6 +54,7 @@ FILTER_PARAMETERS = [
     OpenApiParameter("id_max", int),
     OpenApiParameter("q", str, description="text contained in the transcript"),
     OpenApiParameter("has_problem", str, enum=["0", "1"]),
+    OpenApiParameter("check", str, description="a quality check code (GET /api/quality/checks)"),
     OpenApiParameter("ordering", str, enum=list(ORDERINGS)),
 ]
 ERRORS = {
@@ -288,54 +290,21 @@ class TrashPurgeApi(ReviewApiView):
         return Response({"purged": services.trash_purge(older_than_days=body.validated_data.get("older_than_days"))})
 
 
-class _ZipSink:
-    """A write-only file for zipfile that hands out what was written so far (streaming)."""
+def export_response(request, ids: list[int], fmt: str) -> StreamingHttpResponse:
+    """A zip of these clips in `fmt` (review.export), streamed as it is written.
 
-    def __init__(self):
-        self.chunks: list[bytes] = []
-        self.position = 0
-
-    def write(self, data) -> int:
-        self.chunks.append(bytes(data))
-        self.position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.position
-
-    def flush(self):
-        pass
-
-    def take(self) -> bytes:
-        out = b"".join(self.chunks)
-        self.chunks.clear()
-        return out
-
-
-def export_zip_chunks(filters):
-    """Yield a zip of manifest.jsonl + audio/<id>.wav piece by piece, a few blobs in memory at a time."""
-    import json
-
-    sink = _ZipSink()
-    manifest = []
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf:
-        for row, blob in selectors.iter_export(filters):
-            entry = {"id": row.id, "audio": None, "transcript": row.transcript,
-                     "original_transcript": row.original_transcript, "is_reviewed": row.is_reviewed,
-                     "is_trained": row.is_trained, "timestamp": row.timestamp, "duration_s": row.duration_s}
-            try:
-                pcm = decode_pcm(blob, max_seconds=settings.S2S_MAX_CLIP_SECONDS)
-            except ClipDecodeError as e:
-                entry["problem"] = e.code
-            else:
-                entry["audio"] = f"audio/{row.id}.wav"
-                entry["duration_s"] = round(len(pcm) / SAMPLE_RATE, 4)
-                zf.writestr(entry["audio"], pcm_to_wav(pcm))
-            manifest.append(json.dumps(entry, ensure_ascii=False))
-            yield sink.take()
-        zf.writestr("manifest.jsonl", "\n".join(manifest) + ("\n" if manifest else ""),
-                    compress_type=zipfile.ZIP_DEFLATED)
-    yield sink.take()
+    `X-Export-Clips` says how many clips are coming, so a client can show progress; the body
+    grows one clip at a time and only a few blobs are in memory at once.
+    """
+    name = f"s2s-export-{fmt}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    chunks = write_export(selectors.export_clips(ids), fmt, ZipStreamTarget(),
+                          max_seconds=settings.S2S_MAX_CLIP_SECONDS)
+    if isinstance(getattr(request, "_request", request), ASGIRequest):
+        chunks = _async_chunks(chunks)  # else Django would collect the whole zip in memory first
+    resp = StreamingHttpResponse(chunks, content_type="application/zip")
+    resp["Content-Disposition"] = f'attachment; filename="{name}.zip"'
+    resp["X-Export-Clips"] = str(len(ids))
+    return resp
 
 
 async def _async_chunks(chunks):
@@ -349,13 +318,13 @@ async def _async_chunks(chunks):
 class ExportApi(ReviewApiView):
     content_negotiation_class = JsonOnlyNegotiation
 
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[*FILTER_PARAMETERS, OpenApiParameter("format", str, enum=list(EXPORT_FORMATS),
+                                                         description="jsonl (NeMo, default), csv or hf (datasets)")],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
     def get(self, request):
-        filters = self.filters()
-        name = f"s2s-export-{datetime.now(UTC):%Y%m%d-%H%M%S}.zip"
-        chunks = export_zip_chunks(filters)
-        if isinstance(request._request, ASGIRequest):
-            chunks = _async_chunks(chunks)  # else Django would collect the whole zip in memory first
-        resp = StreamingHttpResponse(chunks, content_type="application/zip")
-        resp["Content-Disposition"] = f'attachment; filename="{name}"'
-        return resp
+        fmt = request.query_params.get("format", "jsonl").lower()
+        if fmt not in EXPORT_FORMATS:
+            return _error(400, "bad_format", f"Unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}.")
+        return export_response(request, selectors.clip_ids(self.filters()), fmt)

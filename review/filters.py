@@ -23,6 +23,7 @@ from datetime import date
 
 from rest_framework import serializers
 
+from .quality import CHECKS
 from .timestamps import SQL_TIMESTAMP_GLOB, date_bounds
 
 CLIP_TABLE = "s2s_training_data"
@@ -32,7 +33,15 @@ TIMESTAMP_INDEX = "s2s_review_idx_timestamp"
 ROW_INDEX = "s2s_review_idx_row"
 TRANSCRIPT_INDEX = "s2s_review_idx_transcript"
 NULL_BLOB_INDEX = "s2s_review_idx_null_blob"
-ORDERINGS = ("id", "-id", "timestamp", "-timestamp")
+ORDERINGS = ("id", "-id", "timestamp", "-timestamp", "priority")
+QUALITY_TABLE = "s2s_review_quality"
+CHECK_TABLE = "s2s_review_check"
+# Review-queue order (active learning): the clips most likely wrong first, by the priority
+# review.quality_services caches; clips without one count as 0. Negated so that ascending
+# (key, id) is the queue's order and row-value comparisons find neighbours. Unlike the other
+# orders no index gives it, so SQLite sorts the candidates (a few ms on 20,000 clips).
+PRIORITY_KEY = (f"-COALESCE((SELECT q.priority FROM {QUALITY_TABLE} AS q WHERE q.clip_id = {CLIP_TABLE}.id), 0)")
+PRIORITY_OF = f"-COALESCE((SELECT q.priority FROM {QUALITY_TABLE} AS q WHERE q.clip_id = %s), 0)"
 ANY = ("any",)  # a condition every index can answer (id ranges, self-contained sub-queries)
 MAX_PAGE_SIZE = 500
 
@@ -55,6 +64,19 @@ PROBLEM_SQL = (
     f" OR timestamp NOT GLOB '{SQL_TIMESTAMP_GLOB}'))"
 )
 
+# Each problem code a row can show (review.selectors._problem) -> a self-contained condition.
+# Decode failures are known once a clip was opened or scanned (ClipMeta.problem).
+_META_PROBLEM = f"id IN (SELECT clip_id FROM {META_TABLE} WHERE problem = %s)"
+PROBLEM_KINDS = {
+    "null_blob": f"id IN (SELECT id FROM {CLIP_TABLE} INDEXED BY {NULL_BLOB_INDEX} WHERE audio_blob IS NULL)",
+    **{code: _META_PROBLEM for code in ("empty_blob", "not_zlib", "truncated", "too_long", "no_samples", "odd_length")},
+    "null_transcript": f"id IN (SELECT id FROM {_SOURCES['text']} WHERE transcript IS NULL)",
+    "empty_transcript": f"id IN (SELECT id FROM {_SOURCES['text']} WHERE transcript IS NOT NULL AND trim(transcript) = '')",
+    "null_timestamp": f"id IN (SELECT id FROM {_SOURCES['ts']} WHERE timestamp IS NULL)",
+    "bad_timestamp": f"id IN (SELECT id FROM {_SOURCES['ts']} WHERE timestamp IS NOT NULL"
+                     f" AND (typeof(timestamp) != 'text' OR timestamp NOT GLOB '{SQL_TIMESTAMP_GLOB}'))",
+}
+
 
 @dataclass(frozen=True)
 class ClipFilters:
@@ -68,6 +90,8 @@ class ClipFilters:
     id_max: int | None = None
     q: str = ""
     has_problem: bool | None = None
+    problem: str = ""  # one problem code (PROBLEM_KINDS), e.g. "null_blob"; "" for any row
+    check: str = ""  # one quality-check code (review.quality.CHECKS); "" for any row
     ordering: str = "id"
 
     def but(self, **changes) -> ClipFilters:
@@ -78,11 +102,15 @@ class ClipFilters:
         return self.ordering.lstrip("-") == "timestamp"
 
     @property
+    def by_priority(self) -> bool:
+        return self.ordering == "priority"
+
+    @property
     def descending(self) -> bool:
         return self.ordering.startswith("-")
 
 
-FILTER_KEYS = ("reviewed", "trained", "date_from", "date_to", "id_min", "id_max", "q", "has_problem", "ordering")
+FILTER_KEYS = ("reviewed", "trained", "date_from", "date_to", "id_min", "id_max", "q", "has_problem", "check", "ordering")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_QUERY_CHARS = 200
 
@@ -128,8 +156,10 @@ def parse_filters(query_params) -> ClipFilters:
     filters = ClipFilters(
         reviewed=flag("reviewed"), trained=flag("trained"), date_from=day("date_from"), date_to=day("date_to"),
         id_min=whole("id_min"), id_max=whole("id_max"), q=raw["q"], has_problem=flag("has_problem"),
-        ordering=raw["ordering"] or "id",
+        check=raw["check"], ordering=raw["ordering"] or "id",
     )
+    if filters.check and filters.check not in CHECKS:
+        errors["check"] = [f"{filters.check[:40]!r} is not a quality check: use one of {', '.join(CHECKS)}."]
     if len(filters.q) > MAX_QUERY_CHARS:
         errors["q"] = [f"Search text is longer than {MAX_QUERY_CHARS} characters."]
     if filters.ordering not in ORDERINGS:
@@ -177,6 +207,11 @@ class ClipQuery:
             out.append((("text",), "transcript LIKE %s ESCAPE '\\'", [f"%{_like_escape(f.q)}%"]))
         if f.has_problem is not None:
             out.append((ANY, PROBLEM_SQL if f.has_problem else f"NOT {PROBLEM_SQL}", []))
+        if f.problem:
+            sql = PROBLEM_KINDS[f.problem]
+            out.append((ANY, sql, [f.problem] if sql == _META_PROBLEM else []))
+        if f.check:
+            out.append((ANY, f"+id IN (SELECT clip_id FROM {CHECK_TABLE} WHERE code = %s)", [f.check]))
         return out
 
     def where(self, extra=()) -> tuple[str, list]:
@@ -209,11 +244,18 @@ class ClipQuery:
         d = " DESC" if desc else ""
         if self.f.by_timestamp:
             return f" ORDER BY timestamp{d}, id{d}"
+        if self.f.by_priority:
+            return f" ORDER BY {PRIORITY_KEY}{d}, id{d}"
         return f" ORDER BY id{d}"
 
     def count_sql(self) -> tuple[str, list]:
         where, params = self.where()
         return f"SELECT COUNT(*) FROM {_SOURCES[self.driver]}{where}", params
+
+    def ids_subquery_sql(self) -> tuple[str, list]:
+        """`SELECT id ... WHERE ...` with no order: for `id IN (...)` in an ORM queryset (admin)."""
+        where, params = self.where()
+        return f"SELECT id FROM {_SOURCES[self.driver]}{where}", params
 
     def ids_sql(self, limit: int | None = None, offset: int = 0) -> tuple[str, list]:
         where, params = self.where()
@@ -231,7 +273,9 @@ class ClipQuery:
         because an OR of the two would make SQLite sort every candidate.
         """
         ascending = forward != self.f.descending  # walking up the sort key?
-        if not self.f.by_timestamp:
+        if self.f.by_priority:
+            conds = [(ANY, f"({PRIORITY_KEY}, id) {'>' if ascending else '<'} ({PRIORITY_OF}, %s)", [clip_id, clip_id])]
+        elif not self.f.by_timestamp:
             conds = [(ANY, "id > %s" if ascending else "id < %s", [clip_id])]
         elif ascending:
             conds = ([(("ts",), "timestamp IS NULL AND id > %s", [clip_id]), (("ts",), "timestamp IS NOT NULL", [])]

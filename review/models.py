@@ -104,3 +104,12 @@ class TrashedClip(models.Model):
         managed = False
         db_table = "s2s_review_trash"
         ordering = ["-id"]
+
+
+class ClipIndicators(ClipMeta):
+    """ClipMeta seen as quality indicators in admin (audio metrics, cached checks, priority)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "clip quality indicators"
+        verbose_name_plural = "clip quality indicators"

@@ -81,6 +81,45 @@ CREATE TABLE IF NOT EXISTS s2s_review_trash (
     deleted_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS s2s_review_trash_clip ON s2s_review_trash (clip_id);
+-- importclips' duplicate check: SHA-256 of each clip's int16 samples, valid while the blob
+-- keeps its length (hashing 20,000 stored clips again takes half a minute).
+CREATE TABLE IF NOT EXISTS s2s_review_audiohash (
+    clip_id INTEGER PRIMARY KEY,
+    blob_length INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+"""
+
+# Quality control (review.quality, review.confidence): the codes of the checks that fired and
+# the review-queue priority per clip (`version` = ClipMeta.version they were computed at, so a
+# later edit marks them stale), one row per fired check for `?check=<code>` filters, and the
+# latest re-transcription of each clip by a model.
+QUALITY_TABLES = """
+CREATE TABLE IF NOT EXISTS s2s_review_quality (
+    clip_id INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL DEFAULT 1,
+    codes TEXT NOT NULL DEFAULT '',
+    priority REAL NOT NULL DEFAULT 0,
+    updated_at DATETIME
+);
+CREATE INDEX IF NOT EXISTS s2s_review_quality_priority ON s2s_review_quality (priority, clip_id);
+CREATE TABLE IF NOT EXISTS s2s_review_check (
+    code TEXT NOT NULL,
+    clip_id INTEGER NOT NULL,
+    PRIMARY KEY (code, clip_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS s2s_review_check_clip ON s2s_review_check (clip_id);
+CREATE TABLE IF NOT EXISTS s2s_review_asr (
+    clip_id INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT '',
+    avg_logprob REAL,
+    no_speech_prob REAL,
+    min_word_prob REAL,
+    words TEXT NOT NULL DEFAULT '[]',
+    blob_length INTEGER,
+    created_at DATETIME
+);
 """
 
 def prepare_database(conn) -> None:
@@ -91,7 +130,7 @@ def prepare_database(conn) -> None:
     ).fetchone()
     if not has_clips:
         return
-    conn.executescript(CLIP_INDEXES + SIDE_TABLES)
+    conn.executescript(CLIP_INDEXES + SIDE_TABLES + QUALITY_TABLES)
 
 
 def create_seed_database(path) -> None:

@@ -17,8 +17,11 @@ from django.db import connections
 from django.utils import timezone
 
 from .audio import AudioMetrics, ClipDecodeError, decode_pcm, measure
+from .export import ExportClip
 from .filters import CLIP_TABLE, FLAGS_INDEX, META_TABLE, ROW_INDEX, ClipFilters, ClipQuery
 from .models import ClipEdit, ClipMeta, ReviewSession, TrashedClip
+from .quality import clip_findings
+from .quality_selectors import Suggestion, clip_suggestion
 from .timestamps import parse_timestamp
 
 DB = "s2s"
@@ -95,6 +98,8 @@ class ClipMeasure:
 class ClipDetail(ClipRow):
     metrics: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)  # review.quality findings: {code, message}
+    suggestion: Suggestion | None = None  # the latest re-transcription by a model
     blob_length: int | None = None
     prev_id: int | None = None
     next_id: int | None = None
@@ -245,18 +250,6 @@ def clip_audio_tag(clip_id: int) -> tuple[int, int | None]:
     return (version[0] if version else 1), row[0]
 
 
-def _transcript_warnings(transcript: str | None, duration_s: float | None) -> list[str]:
-    """Length checks from the spec: a transcript far too short or long for its audio."""
-    if not transcript or not transcript.strip() or not duration_s:
-        return []
-    chars_per_s = len(transcript.strip()) / duration_s
-    if chars_per_s > 30:
-        return [f"transcript looks too long for {duration_s:.1f} s of audio ({chars_per_s:.0f} characters/s)"]
-    if duration_s >= 3 and chars_per_s < 2:
-        return [f"transcript looks too short for {duration_s:.1f} s of audio ({chars_per_s:.1f} characters/s)"]
-    return []
-
-
 def clip_neighbours(clip_id: int, raw_timestamp, filters: ClipFilters) -> tuple[int | None, int | None, int | None]:
     """prev, next and next unreviewed (wrapping to the start) in the filter's order."""
     query = ClipQuery(filters)
@@ -315,10 +308,8 @@ def clip_get(clip_id: int, filters: ClipFilters | None = None, *, neighbours: bo
     problem, detail = _problem(blob_null=bool(blob_null), meta_problem=meta_problem or "", transcript=transcript, ts=ts)
     if measured is not None and measured.problem_detail and problem == measured.problem:
         detail = measured.problem_detail
-    warnings = []
-    if metrics:
-        warnings += AudioMetrics(duration_s=duration, **metrics).warnings()
-    warnings += _transcript_warnings(transcript, duration)
+    findings = clip_findings(AudioMetrics(duration_s=duration, **metrics) if metrics else None, transcript, duration)
+    warnings = [f.message for f in findings]
     if ts.problem:
         warnings.append(ts.detail)
     detail_row = ClipDetail(
@@ -326,7 +317,8 @@ def clip_get(clip_id: int, filters: ClipFilters | None = None, *, neighbours: bo
         is_reviewed=bool(is_reviewed), is_trained=bool(is_trained), timestamp=ts.iso,
         timestamp_raw=raw_ts if raw_ts is None or isinstance(raw_ts, int | float | str) else _text(raw_ts),
         duration_s=duration, problem=problem, problem_detail=detail, version=version or 1,
-        metrics=metrics, warnings=warnings, blob_length=blob_length, measured=measured,
+        metrics=metrics, warnings=warnings, checks=[f.as_dict() for f in findings], blob_length=blob_length,
+        measured=measured, suggestion=clip_suggestion(clip_id),
         audio_problem="null_blob" if blob_null else (meta_problem or ""),
         edits=clip_edits(clip_id),
     )
@@ -357,12 +349,66 @@ def clip_blobs(ids: list[int]) -> dict[int, object]:
 
 def iter_export(filters: ClipFilters, batch: int = 20) -> Iterator[tuple[ClipRow, object]]:
     """(row, blob) for every clip in the filter, reading blobs a small batch at a time."""
-    ids = clip_ids(filters)
+    yield from iter_export_ids(clip_ids(filters), batch)
+
+
+def iter_export_ids(ids: list[int], batch: int = 20) -> Iterator[tuple[ClipRow, object]]:
+    """(row, blob) for these ids in this order (admin selections), a small batch of blobs at a time."""
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
         blobs = clip_blobs(chunk)
         for row in clip_rows(chunk):
             yield row, blobs.get(row.id)
+
+
+def export_clips(ids: list[int]) -> Iterator[ExportClip]:
+    """What `review.export` writes, for these clips: rows as stored plus their blobs."""
+    for row, blob in iter_export_ids(ids):
+        raw = row.timestamp_raw
+        yield ExportClip(
+            id=row.id, transcript=row.transcript, original_transcript=row.original_transcript,
+            is_reviewed=row.is_reviewed, is_trained=row.is_trained,
+            timestamp=raw if raw is None or isinstance(raw, str) else str(raw), blob=blob,
+        )
+
+
+def clip_transcripts(ids: list[int], chunk: int = 500) -> list[tuple[int, str | None, int]]:
+    """(id, transcript, version) for these ids, in this order; no blob reads (bulk rewrites)."""
+    out: dict[int, tuple[int, str | None, int]] = {}
+    with _cursor() as cur:
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            marks = _placeholders(len(part))
+            versions = dict(cur.execute(
+                f"SELECT clip_id, version FROM {META_TABLE} WHERE clip_id IN ({marks})", part).fetchall())
+            for clip_id, transcript in cur.execute(
+                f"SELECT id, transcript FROM {CLIP_TABLE} WHERE id IN ({marks})", part
+            ).fetchall():
+                out[clip_id] = (clip_id, _text(transcript), versions.get(clip_id) or 1)
+    return [out[i] for i in ids if i in out]
+
+
+def clip_version(clip_id: int) -> int:
+    """The clip's current version (its ETag); 1 before its first change."""
+    with _cursor() as cur:
+        row = cur.execute(f"SELECT version FROM {META_TABLE} WHERE clip_id = %s", [clip_id]).fetchone()
+    return row[0] if row else 1
+
+
+def clip_flag_counts(ids: list[int], chunk: int = 500) -> dict[str, int]:
+    """How many of these clips exist, are reviewed, are trained (confirmation pages), from the row index."""
+    counts = {"clips": 0, "reviewed": 0, "trained": 0}
+    with _cursor() as cur:
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            n, r, t = cur.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(COALESCE(is_reviewed, 0) != 0), 0), COALESCE(SUM(COALESCE(is_trained, 0) != 0), 0)"
+                f" FROM {CLIP_TABLE} INDEXED BY {ROW_INDEX} WHERE id IN ({_placeholders(len(part))})", part,
+            ).fetchone()
+            counts["clips"] += n
+            counts["reviewed"] += r
+            counts["trained"] += t
+    return counts
 
 
 def trash_list():

@@ -44,10 +44,27 @@ class EditSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class CheckSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable code (review.quality.CHECKS), e.g. clipping, hallucination")
+    message = serializers.CharField()
+
+
+class SuggestionSerializer(serializers.Serializer):
+    model_id = serializers.CharField()
+    text = serializers.CharField(allow_blank=True)
+    avg_logprob = serializers.FloatField(allow_null=True)
+    no_speech_prob = serializers.FloatField(allow_null=True)
+    min_word_prob = serializers.FloatField(allow_null=True)
+    words = serializers.ListField(child=serializers.DictField(), help_text="[{word, start, end, probability}]")
+    low_confidence_words = serializers.ListField(child=serializers.IntegerField(), help_text="indexes into words")
+
+
 class EntryDetailSerializer(EntrySerializer):
     timestamp_raw = serializers.JSONField(read_only=True, help_text="the stored value, exactly")
     metrics = MetricsSerializer(read_only=True, allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+    checks = CheckSerializer(many=True, read_only=True)
+    suggestion = SuggestionSerializer(read_only=True, allow_null=True)
     problem_detail = serializers.CharField(read_only=True)
     audio_problem = serializers.CharField(read_only=True, help_text='"" when the audio plays; else why audio/peaks answer 422')
     prev_id = serializers.IntegerField(read_only=True, allow_null=True)

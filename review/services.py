@@ -13,11 +13,13 @@ Rules all writes here follow:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,7 +28,17 @@ from django.utils import timezone
 
 from .filters import CLIP_TABLE, META_TABLE, ROW_INDEX
 from .models import ClipEdit, ClipMeta, ReviewSession
-from .selectors import METRIC_FIELDS, ClipMeasure, ClipNotFound, _text, clip_blobs, clip_measure, clips_lacking_meta
+from .selectors import (
+    METRIC_FIELDS,
+    ClipMeasure,
+    ClipNotFound,
+    _text,
+    clip_blobs,
+    clip_measure,
+    clip_transcripts,
+    clips_lacking_meta,
+)
+from .transcript_rules import Budget
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +209,11 @@ def clip_update(clip_id: int, user, if_match=None, *, transcript=None, is_review
         meta.save(using=DB)
         return meta.version
 
-    return _write(work, what=f"the change to clip {clip_id}")
+    version = _write(work, what=f"the change to clip {clip_id}")
+    from .quality_services import clip_quality_refresh_quietly  # imports this module
+
+    clip_quality_refresh_quietly(clip_id)
+    return version
 
 
 def clip_mark_reviewed(clip_id: int, user, if_match=None, *, review_seconds=None) -> int:
@@ -244,6 +260,98 @@ def clips_set_flags(ids: Iterable[int], user, *, is_reviewed: bool | None = None
         return len(changed)
 
     return _write(work, what="the bulk change")
+
+
+@dataclass(frozen=True)
+class TranscriptChange:
+    """One transcript a bulk rewrite will change, from what to what, at which version."""
+
+    clip_id: int
+    version: int
+    old: str | None
+    new: str
+    error: str = ""  # the validation message when the new text cannot be saved (skipped)
+
+
+@dataclass
+class RewritePlan:
+    """Everything a bulk rewrite would do: shown as the preview, then applied as is."""
+
+    description: str
+    changes: list[TranscriptChange] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def valid(self) -> list[TranscriptChange]:
+        return [c for c in self.changes if not c.error]
+
+    @property
+    def token(self) -> str:
+        """Names this exact plan: applying checks that it is still what the preview showed."""
+        digest = hashlib.sha256(self.description.encode())
+        for c in self.changes:
+            digest.update(f"\0{c.clip_id}\0{c.version}\0{c.new}\0{c.error}".encode())
+        return digest.hexdigest()[:32]
+
+
+@dataclass
+class RewriteResult:
+    changed: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def transcripts_rewrite_plan(ids: Iterable[int], rule) -> RewritePlan:
+    """Apply `rule` (review.transcript_rules) to these clips' transcripts in memory; nothing is written.
+
+    Each new text goes through `validate_transcript`, as an edit in the API would: a change that
+    fails it (an empty result, control characters) is listed with the reason and never applied.
+    """
+    plan, budget = RewritePlan(rule.describe()), Budget()
+    for clip_id, text, version in clip_transcripts([int(i) for i in ids]):
+        new = rule.apply(text or "")
+        budget.check()
+        if new == (text or ""):
+            plan.unchanged += 1
+            continue
+        try:
+            new = validate_transcript(new)
+        except ReviewInputError as e:
+            plan.changes.append(TranscriptChange(clip_id, version, text, new, error=e.message))
+            continue
+        if new == text:
+            plan.unchanged += 1
+        else:
+            plan.changes.append(TranscriptChange(clip_id, version, text, new))
+    return plan
+
+
+def clips_rewrite_transcripts(plan: RewritePlan, user) -> RewriteResult:
+    """Save each valid change of a previewed plan through `clip_update` (history, original
+    transcript), at the version the preview saw: a clip edited meanwhile is left alone and reported."""
+    result = RewriteResult()
+    for change in plan.valid:
+        try:
+            clip_update(change.clip_id, user, change.version, transcript=change.new)
+        except ClipConflict:
+            result.failed.append(f"Clip {change.clip_id} changed after the preview; it was left as it is.")
+        except ClipNotFound:
+            result.failed.append(f"Clip {change.clip_id} no longer exists.")
+        except ReviewInputError as e:
+            result.failed.append(f"Clip {change.clip_id}: {e.message}")
+        else:
+            result.changed += 1
+    return result
+
+
+def clips_record_export(ids: Iterable[int], user, fmt: str) -> int:
+    """One edit-history row per exported clip (who exported it, in which format, when)."""
+    username, now = _username(user), timezone.now()
+    rows = [ClipEdit(clip_id=int(i), username=username, field="exported", old_value=None, new_value=fmt, created_at=now)
+            for i in ids]
+    for start in range(0, len(rows), 500):  # short transactions: the live app keeps writing
+        chunk = rows[start:start + 500]
+        _write(lambda chunk=chunk: ClipEdit.objects.using(DB).bulk_create(chunk), what="the export record")
+    return len(rows)
 
 
 def clip_trash(clip_id: int, user) -> int:

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from review import api, views
+from review import api, quality_api, views
 
 # REST API (H1): /api/...; the contract is docs/api.md.
 api_urlpatterns = [
@@ -15,6 +15,9 @@ api_urlpatterns = [
     path("trash/purge", api.TrashPurgeApi.as_view(), name="trash-purge"),
     path("trash/<int:trash_id>", api.TrashItemApi.as_view(), name="trash-item"),
     path("trash/<int:trash_id>/restore", api.TrashRestoreApi.as_view(), name="trash-restore"),
+    path("quality/checks", quality_api.QualityChecksApi.as_view(), name="quality-checks"),
+    path("quality/transcribe", quality_api.TranscribeApi.as_view(), name="quality-transcribe"),
+    path("quality/transcribe/<str:task_id>", quality_api.TranscribeStatusApi.as_view(), name="quality-transcribe-status"),
 ]
 
 urlpatterns: list = [path("api/", include((api_urlpatterns, "review-api")))]

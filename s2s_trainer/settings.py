@@ -204,6 +204,16 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# `celery beat` (the Procfile's `beat`) measures and checks new captures every S2S_SCAN_SECONDS;
+# a scan still queued when the next one is due expires instead of piling up. 0 turns it off.
+S2S_SCAN_SECONDS = env.int("S2S_SCAN_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE = {
+    "scan-new-clips": {
+        "task": "review.tasks.clips_scan",
+        "schedule": float(S2S_SCAN_SECONDS),
+        "options": {"queue": "data", "expires": float(S2S_SCAN_SECONDS)},
+    },
+} if S2S_SCAN_SECONDS > 0 else {}
 # Dotted path to the object whose prepare/train/finish hooks the tasks call (tests plug a short
 # stand-in in here; the default adapts training_jobs.pipeline).
 S2S_TRAINING_PIPELINE = env.str("S2S_TRAINING_PIPELINE", default="training_jobs.services.RealPipeline")

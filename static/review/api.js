@@ -74,6 +74,10 @@ export function restoreTrash(trashId) {
   return request("POST", `/api/trash/${encodeURIComponent(trashId)}/restore`);
 }
 
+export function getChecks() {
+  return request("GET", "/api/quality/checks");
+}
+
 export function getStats() {
   return request("GET", "/api/stats");
 }

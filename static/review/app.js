@@ -14,6 +14,7 @@ import { Player } from "./player.js";
 import { Prefetcher } from "./prefetch.js";
 import { installShortcuts } from "./shortcuts.js";
 import { formatDuration, SessionStats } from "./stats.js";
+import { fillCheckOptions, renderSuggestion } from "./suggestion.js";
 import { initToasts, toast } from "./toast.js";
 import { counts, MAX_CHARS, validate } from "./validate.js";
 import { Waveform } from "./waveform.js";
@@ -97,15 +98,22 @@ function renderEntryMeta(entry) {
   $("meter-rms").value = Math.max(-60, m?.rms_dbfs ?? -60);
   $("meter-peak").value = Math.max(-60, m?.peak_dbfs ?? -60);
   $("q-snr").textContent = m?.snr_db != null && Number.isFinite(m.snr_db) ? `${m.snr_db.toFixed(1)} dB` : "–";
+  const pct = (v, digits) => (v == null || !Number.isFinite(v) ? "–" : `${(100 * v).toFixed(digits)} %`);
+  $("q-clipping").textContent = pct(m?.clipping_ratio, 2);
+  $("q-silence").textContent = pct(m?.silence_ratio, 0);
   const list = $("warnings");
   list.replaceChildren();
-  const warn = (text) => {
+  const warn = (text, code) => {
     const li = document.createElement("li");
     li.textContent = text;
+    if (code) li.dataset.code = code;
     list.append(li);
   };
   if (entry.problem) warn(`${entry.audio_problem ? "Audio problem" : "Problem"}: ${entry.problem_detail || entry.problem}`);
-  for (const w of entry.warnings || []) warn(String(w));
+  const checked = new Set();
+  for (const c of entry.checks || []) { warn(String(c.message), String(c.code)); checked.add(c.message); }
+  for (const w of entry.warnings || []) if (!checked.has(w)) warn(String(w));
+  renderSuggestion($("suggestion"), $("suggestion-text"), $("suggestion-meta"), entry.suggestion);
   renderEdits(entry.edits || []);
 }
 
@@ -443,7 +451,23 @@ const actions = {
   redo: () => applyHistory(state.history?.redo()),
   remove: () => serial(removeClip),
   help: () => { if (!$("help-dialog").open) $("help-dialog").showModal(); },
+  accept: acceptSuggestion,
 };
+
+/** Put the model's suggestion in the edit box (one undo step); saving stays the reviewer's call. */
+function acceptSuggestion() {
+  const text = state.entry?.suggestion?.text;
+  if (!text) {
+    toast("No model suggestion for this clip.", { level: "error", timeout: 2500 });
+    return;
+  }
+  if (editor.value === text) return;
+  editor.value = text;
+  state.history?.push(text, { group: false });
+  renderEditorState();
+  editor.focus();
+  toast("Suggestion accepted: Ctrl+Enter saves it and moves on.", { timeout: 2500 });
+}
 
 function applyHistory(text) {
   if (text == null) return;
@@ -501,6 +525,7 @@ $("btn-review").addEventListener("click", actions.review);
 $("btn-delete").addEventListener("click", actions.remove);
 $("btn-skip").addEventListener("click", actions.skip);
 $("btn-help").addEventListener("click", actions.help);
+$("btn-accept").addEventListener("click", actions.accept);
 $("empty-clear").addEventListener("click", () => applyFilters({}));
 
 $("jump-form").addEventListener("submit", (e) => {
@@ -563,6 +588,7 @@ const blocked = () => $("help-dialog").open || $("conflict-dialog").open;
 installShortcuts(actions, { isBlocked: blocked });
 
 // Start: the clip named in the URL, else the first unreviewed one under the filter.
+api.getChecks().then((checks) => fillCheckOptions($("filter-check"), checks, state.filters.check)).catch(() => {});
 renderFilters();
 refreshStats();
 {

@@ -1,9 +1,9 @@
 // The filter lives in the page URL's query (so a filtered view can be bookmarked, shared and
 // reloaded) and is passed through to every API call as the same parameters.
 
-export const FILTER_KEYS = ["reviewed", "trained", "date_from", "date_to", "q", "has_problem"];
+export const FILTER_KEYS = ["reviewed", "trained", "date_from", "date_to", "q", "has_problem", "check", "ordering"];
 // Understood by the API and kept from the URL, though the menu does not offer them.
-const PASS_THROUGH = ["id_min", "id_max", "ordering"];
+const PASS_THROUGH = ["id_min", "id_max"];
 
 export function readFilters(search = location.search) {
   const params = new URLSearchParams(search);
@@ -42,5 +42,5 @@ export function readForm(form, current) {
 }
 
 export function activeCount(filters) {
-  return FILTER_KEYS.filter((k) => filters[k]).length;
+  return FILTER_KEYS.filter((k) => k !== "ordering" && filters[k]).length;
 }

@@ -15,7 +15,7 @@ function ownsPlainKeys(el) {
 
 /**
  * Install the handler. `actions` maps names to functions: playPause, save, saveNext, remove,
- * review, prev, next, undo, redo, help. `isBlocked()` is true while a modal dialog is open.
+ * review, accept (the model's suggestion), prev, next, undo, redo, help. `isBlocked()` is true while a modal dialog is open.
  */
 export function installShortcuts(actions, { isBlocked }) {
   let swallowSpaceUp = false;
@@ -36,6 +36,7 @@ export function installShortcuts(actions, { isBlocked }) {
       else if (key === "Enter") run = actions.saveNext;
       else if (key === "d") run = actions.remove;
       else if (key === "r" && !e.shiftKey) run = actions.review;
+      else if (key === "g" && !e.shiftKey) run = actions.accept;
       // Undo/redo are the transcript's; in another text field (filter, jump) they stay native.
       else if (key === "z" && !(inField && e.target.id !== "editor")) run = e.shiftKey ? actions.redo : actions.undo;
       else if (key === "y" && !(inField && e.target.id !== "editor")) run = actions.redo;

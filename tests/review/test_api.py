@@ -418,14 +418,27 @@ def test_export_zips_manifest_and_wavs_for_the_filter(api, clips, insert_clip):
     bad = insert_clip("broken", blob=b"nope", is_reviewed=1)
     response = api.get("/api/export?reviewed=1")
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response["X-Export-Clips"] == "4"
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     manifest = [json.loads(line) for line in archive.read("manifest.jsonl").decode().splitlines()]
-    assert [m["id"] for m in manifest] == [1, 2, 5, bad]
-    assert manifest[0]["audio"] == "audio/1.wav" and manifest[0]["is_reviewed"] is True
-    assert manifest[-1]["audio"] is None and manifest[-1]["problem"] == "not_zlib"
+    assert [m["id"] for m in manifest] == [1, 2, 5]
+    assert manifest[0]["audio_filepath"] == "audio/1.wav" and manifest[0]["is_reviewed"] is True
+    assert manifest[1]["duration"] == 2.0 and manifest[1]["text"]
+    (problem,) = [json.loads(line) for line in archive.read("problems.jsonl").decode().splitlines()]
+    assert problem["id"] == bad and problem["problem"] == "not_zlib"
     samples, rate = sf.read(io.BytesIO(archive.read("audio/2.wav")))
     assert rate == 16000 and len(samples) == 32000
     assert sorted(n for n in archive.namelist() if n.startswith("audio/")) == ["audio/1.wav", "audio/2.wav", "audio/5.wav"]
+
+
+def test_export_formats_and_a_bad_format(api, clips):
+    csv_zip = zipfile.ZipFile(io.BytesIO(b"".join(api.get("/api/export?format=csv&reviewed=1").streaming_content)))
+    header, *rows = csv_zip.read("metadata.csv").decode().splitlines()
+    assert header.startswith("file_name,text,duration") and len(rows) == 3
+    hf_zip = zipfile.ZipFile(io.BytesIO(b"".join(api.get("/api/export?format=hf").streaming_content)))
+    assert {"state.json", "dataset_info.json", "data-00000.arrow"} <= set(hf_zip.namelist())
+    bad = api.get("/api/export?format=xls")
+    assert bad.status_code == 400 and "jsonl" in bad.json()["detail"]
 
 
 # ---- auth, CSRF, schema, lock ------------------------------------------------------------------

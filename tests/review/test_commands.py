@@ -186,7 +186,7 @@ def test_an_export_zip_reimports(s2s_path, tmp_path):
     export.write_bytes(buf.getvalue())
     run("importclips", str(export), database=str(s2s_path))
     (row,) = rows_of(s2s_path)
-    assert row[1:2] == ("Exported.",) and row[3] == 1 and row[4] == 0 and row[5] == "2026-01-02 03:04:05"
+    assert row[1:2] == ("Exported.",) and row[3] == 1 and row[4] == 1 and row[5] == "2026-01-02 03:04:05"
     assert row[2] == blob_of(samples)  # same PCM in, same blob out: a lossless round trip
 
 
@@ -209,6 +209,7 @@ def test_importclips_waits_for_the_live_app_and_fails_cleanly_when_it_never_lets
     run("importclips", str(clip_folder), database=str(s2s_path))
     assert len(rows_of(s2s_path)) == 2
 
+    live.execute("DELETE FROM s2s_training_data")  # else every clip is a duplicate and nothing needs writing
     settings.S2S_SQLITE_BUSY_TIMEOUT_MS = 100
     live.execute("BEGIN IMMEDIATE")
     try:
@@ -217,4 +218,4 @@ def test_importclips_waits_for_the_live_app_and_fails_cleanly_when_it_never_lets
     finally:
         live.execute("COMMIT")
         live.close()
-    assert len(rows_of(s2s_path)) == 2  # nothing half-written
+    assert len(rows_of(s2s_path)) == 0  # nothing half-written
