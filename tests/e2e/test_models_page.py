@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, start_live_app
 
 REGISTER = """
 from pathlib import Path
@@ -27,6 +27,15 @@ for name, new in hyps.items():
     run = succeeded_run(base / name, model, snap, ids, refs, ["turn music down", "open window", "call back"], new)
     print(services.model_register_run(run).name)
 """
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory):
+    """A server of this module's own: promoting random models into the session server's live
+    directory would make every later page that re-transcribes (quality checks) use them."""
+    server = start_live_app(tmp_path_factory.mktemp("models-page"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
