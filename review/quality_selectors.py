@@ -40,9 +40,13 @@ def asr_model_dir(choice: str | None = None) -> Path:
         if not (path / "model.bin").is_file():
             raise AsrModelNotFound(f"{choice!r} is not a faster-whisper model directory (no model.bin)")
         return path
-    live = getattr(settings, "S2S_LIVE_MODEL_DIR", None)
-    if live and (Path(live) / "current" / "model.bin").is_file():
-        return Path(live) / "current"
+    from training_jobs.pipeline.deploy import live_model_dir
+
+    # Resolved to versions/<name>: a promotion changes the path, so `asr_model_id` changes too and
+    # results scored by the previous live model are not taken for the new one's.
+    live = live_model_dir(getattr(settings, "S2S_LIVE_MODEL_DIR", None))
+    if live is not None:
+        return live
     base = (getattr(settings, "S2S_BASE_MODEL", "") or "").strip()
     if base and (Path(base).expanduser() / "model.bin").is_file():
         return Path(base).expanduser()

@@ -34,6 +34,13 @@ S2S_MAX_CLIP_SECONDS = env.float("S2S_MAX_CLIP_SECONDS", default=600.0)
 S2S_SQLITE_BUSY_TIMEOUT_MS = env.int("S2S_SQLITE_BUSY_TIMEOUT_MS", default=5000)
 S2S_MAX_ACTIVE_RUNS = env.int("S2S_MAX_ACTIVE_RUNS", default=1)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Model registry and live deployment (docs/live-app.md): the live app loads `<S2S_LIVE_MODEL_DIR>/current`;
+# promotions and rollbacks are announced on S2S_LIVE_CHANNEL (Redis pub/sub) and by the CHANGED marker.
+S2S_LIVE_MODEL_DIR = Path(env.str("S2S_LIVE_MODEL_DIR", default=str(BASE_DIR / "models" / "live")))
+S2S_LIVE_CHANNEL = env.str("S2S_LIVE_CHANNEL", default="s2s:live-model")
+S2S_EXPORT_QUANTIZATION = env.str("S2S_EXPORT_QUANTIZATION", default="int8_float16")
+# After a successful run: export, and promote when it beats the live model (else keep it a candidate).
+S2S_AUTO_DEPLOY = env.bool("S2S_AUTO_DEPLOY", default=False)
 
 INSTALLED_APPS = [
     "daphne",

@@ -5,6 +5,12 @@ GET  /api/train/status          the active run, else the latest ({"status": "idl
 GET  /api/train/logs?offset=N   log lines after N and the next offset (active or latest run, or ?run=)
 GET  /api/runs, /api/runs/{id}  history, one run with its metric history
 POST /api/runs/{id}/pause|resume|stop
+GET  /api/models, /api/models/{id or name}      the registry; DELETE /api/models/{id}?confirm=<name>
+GET  /api/models/compare?a=&b=                   two versions clip by clip
+POST /api/models/{id}/export {"quantization"}    CTranslate2 export + faster-whisper verification
+POST /api/models/{id}/promote {"force", "quantization"}   409 with the reason when refused
+POST /api/models/rollback                        back to the previous live model
+GET  /api/models/live                            what S2S_LIVE_MODEL_DIR serves now
 """
 from __future__ import annotations
 
@@ -17,8 +23,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training_jobs import selectors, services
-from training_jobs.models import TrainingRun
-from training_jobs.serializers import LogPageSerializer, RunDetailSerializer, RunSerializer, TrainConfigSerializer
+from training_jobs.models import ModelVersion, TrainingRun
+from training_jobs.pipeline.export import QUANTIZATIONS
+from training_jobs.serializers import (
+    LogPageSerializer,
+    ModelVersionDetailSerializer,
+    ModelVersionSerializer,
+    RunDetailSerializer,
+    RunSerializer,
+    TrainConfigSerializer,
+)
 
 
 class RunApiError(APIException):
@@ -38,6 +52,8 @@ def _call(fn, **kwargs):
         return fn(**kwargs)
     except TrainingRun.DoesNotExist:
         raise Http404("no such run") from None
+    except ModelVersion.DoesNotExist:
+        raise Http404("no such model version") from None
     except services.RunError as e:
         raise RunApiError(e) from None
 
@@ -107,3 +123,78 @@ class RunActionApi(APIView):
     def post(self, request, run_id: int):
         run = _call(self.ACTIONS[self.action], run_id=run_id, user=request.user)
         return Response(RunDetailSerializer(run).data)
+
+
+# -- model registry -----------------------------------------------------------------------------
+
+class ModelListApi(ListAPIView):
+    serializer_class = ModelVersionSerializer
+
+    def get_queryset(self):
+        return selectors.model_list()
+
+
+class ModelDetailApi(APIView):
+    @extend_schema(responses={200: ModelVersionDetailSerializer})
+    def get(self, request, version: str):
+        return Response(ModelVersionDetailSerializer(_call(selectors.model_get, version_id=version)).data)
+
+    @extend_schema(parameters=[OpenApiParameter("confirm", str, description="the version's name")],
+                   responses={204: None})
+    def delete(self, request, version: str):
+        target = _call(selectors.model_get, version_id=version)
+        _call(services.model_delete, version=target, confirm=request.query_params.get("confirm", ""), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ModelCompareApi(APIView):
+    class QuerySerializer(serializers.Serializer):
+        a = serializers.CharField()
+        b = serializers.CharField()
+
+    @extend_schema(parameters=[OpenApiParameter("a", str), OpenApiParameter("b", str)])
+    def get(self, request):
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        a = _call(selectors.model_get, version_id=query.validated_data["a"])
+        b = _call(selectors.model_get, version_id=query.validated_data["b"])
+        return Response(selectors.model_compare(a, b))
+
+
+class ModelExportApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        quantization = serializers.ChoiceField(choices=QUANTIZATIONS, required=False)
+
+    @extend_schema(request=InputSerializer, responses={200: ModelVersionDetailSerializer})
+    def post(self, request, version: str):
+        data = self.InputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        target = _call(selectors.model_get, version_id=version)
+        target = _call(services.model_export, version=target, user=request.user, **data.validated_data)
+        return Response(ModelVersionDetailSerializer(target).data)
+
+
+class ModelPromoteApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        force = serializers.BooleanField(required=False, default=False)
+        quantization = serializers.ChoiceField(choices=QUANTIZATIONS, required=False)
+
+    @extend_schema(request=InputSerializer, responses={200: ModelVersionSerializer})
+    def post(self, request, version: str):
+        data = self.InputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        target = _call(selectors.model_get, version_id=version)
+        target = _call(services.model_promote, version=target, user=request.user, **data.validated_data)
+        return Response(ModelVersionSerializer(target).data)
+
+
+class ModelRollbackApi(APIView):
+    @extend_schema(request=None)
+    def post(self, request):
+        switch = _call(services.model_rollback, user=request.user)
+        return Response({"live": switch.live, "previous": switch.previous})
+
+
+class LiveStatusApi(APIView):
+    def get(self, request):
+        return Response(selectors.live_status())

@@ -107,3 +107,76 @@ class RunLogLine(models.Model):
     def as_dict(self) -> dict:
         return {"offset": self.offset, "level": self.level, "message": self.message,
                 "time": self.created_at.isoformat() if self.created_at else None}
+
+
+class ModelStatus(models.TextChoices):
+    CANDIDATE = "candidate"
+    LIVE = "live"
+    RETIRED = "retired"
+
+
+class ModelVersion(models.Model):
+    """A trained model in the registry: where it came from, how good it is, where it is deployed.
+
+    `metrics` and `clip_results` are the transformers evaluation on the run's test split;
+    `export` is the CTranslate2 conversion and its faster-whisper verification on the same clips;
+    `guard` is the last promotion check against the live model (cached per live version).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions")
+    base_model = models.CharField(max_length=1000, blank=True, default="")
+    model_dir = models.CharField(max_length=1000, help_text="transformers directory")
+    snapshot_path = models.CharField(max_length=1000, blank=True, default="")
+    snapshot_hash = models.CharField(max_length=64, blank=True, default="")
+    language = models.CharField(max_length=16, default="en")
+    metrics = models.JSONField(default=dict, blank=True, help_text="test WER/CER, base WER/CER, clips")
+    clip_results = models.JSONField(default=list, blank=True, help_text="per test clip: id, reference, text, wer")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE, db_index=True)
+    export = models.JSONField(default=dict, blank=True, help_text="ct2 dir, quantization, size, verification")
+    guard = models.JSONField(default=dict, blank=True, help_text="last comparison with the live model")
+    note = models.TextField(blank=True, default="", help_text="why it is (still) a candidate, or was forced")
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.status})"
+
+    @property
+    def deploy_name(self) -> str:
+        """Directory name under S2S_LIVE_MODEL_DIR/versions/: the version and its quantization."""
+        return f"{self.name}-{self.export.get('quantization', 'none')}"
+
+    @property
+    def test_wer(self) -> float | None:
+        return self.metrics.get("wer")
+
+
+class ModelEvent(models.Model):
+    """The deployment history: promotions, forced promotions, refusals, rollbacks, deletions."""
+
+    class Action(models.TextChoices):
+        EXPORTED = "exported"
+        PROMOTED = "promoted"
+        FORCED = "forced"
+        REFUSED = "refused"
+        ROLLED_BACK = "rolled_back"
+        DELETED = "deleted"
+
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    version_name = models.CharField(max_length=100)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.action} {self.version_name}"

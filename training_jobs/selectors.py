@@ -84,7 +84,13 @@ def data_status() -> dict:
 
 
 def current_model() -> dict:
-    """The model the live app should use: the latest succeeded run's, else the base model."""
+    """The model the live app runs: the one promoted to S2S_LIVE_MODEL_DIR; before any promotion,
+    the latest succeeded run's, else the base model."""
+    from training_jobs.pipeline.deploy import live_model_dir
+
+    live = live_model_dir(settings.S2S_LIVE_MODEL_DIR)
+    if live is not None:
+        return {"name": f"{live.name} (live)", "path": str(live), "run": None, "base": _default_base()}
     run = run_last_finished()
     if run and run.artifacts.get("model_dir"):
         base = run.config.get("base_model") or _default_base()
@@ -95,3 +101,67 @@ def current_model() -> dict:
 
 def _default_base() -> str:
     return settings.S2S_BASE_MODEL or "tiny.en"
+
+
+# -- model registry -----------------------------------------------------------------------------
+
+def model_list():
+    from training_jobs.models import ModelVersion
+
+    return ModelVersion.objects.select_related("run").order_by("-id")
+
+
+def model_get(version_id: int | str):
+    """By id or by name. Raises ModelVersion.DoesNotExist (the API answers 404)."""
+    from training_jobs.models import ModelVersion
+
+    if isinstance(version_id, int) or str(version_id).isdigit():
+        return ModelVersion.objects.get(pk=int(version_id))
+    return ModelVersion.objects.get(name=version_id)
+
+
+def model_events(limit: int = 50):
+    from training_jobs.models import ModelEvent
+
+    return ModelEvent.objects.select_related("user").order_by("-id")[:limit]
+
+
+def live_status() -> dict:
+    """What is deployed in S2S_LIVE_MODEL_DIR right now (read from the filesystem, the truth)."""
+    from training_jobs.pipeline import deploy
+
+    root = settings.S2S_LIVE_MODEL_DIR
+    return {"root": str(root), "live": deploy.live_name(root), "previous": deploy.previous_name(root),
+            "path": str(deploy.live_model_dir(root) or ""), "channel": settings.S2S_LIVE_CHANNEL,
+            "marker": deploy.read_marker(root)}
+
+
+def version_clips(version) -> dict:
+    """Per-clip results keyed by clip id: faster-whisper's (the exported model) when the version
+    was exported, else the transformers evaluation's."""
+    clips = version.export.get("clips") or version.clip_results or []
+    return {str(c["id"]): c for c in clips}
+
+
+def model_compare(a, b) -> dict:
+    """Two versions clip by clip on the test clips both were scored on: where one is right (no
+    word errors) and the other wrong, first; then where both err differently."""
+    clips_a, clips_b = version_clips(a), version_clips(b)
+    rows = []
+    for cid in sorted(set(clips_a) & set(clips_b), key=lambda x: (len(x), x)):
+        ca, cb = clips_a[cid], clips_b[cid]
+        if ca["wer"] == 0 and cb["wer"] > 0:
+            verdict = "a_right"
+        elif cb["wer"] == 0 and ca["wer"] > 0:
+            verdict = "b_right"
+        elif ca["wer"] == 0 and cb["wer"] == 0:
+            verdict = "both_right"
+        else:
+            verdict = "both_wrong"
+        rows.append({"id": cid, "reference": ca["reference"], "a_text": ca["text"], "b_text": cb["text"],
+                     "a_wer": ca["wer"], "b_wer": cb["wer"], "verdict": verdict})
+    order = {"a_right": 0, "b_right": 1, "both_wrong": 2, "both_right": 3}
+    rows.sort(key=lambda r: (order[r["verdict"]], -abs(r["a_wer"] - r["b_wer"])))
+    counts = {k: sum(r["verdict"] == k for r in rows) for k in order}
+    return {"a": a.name, "b": b.name, "shared_clips": len(rows), "only_in_a": len(set(clips_a) - set(clips_b)),
+            "only_in_b": len(set(clips_b) - set(clips_a)), "counts": counts, "clips": rows}

@@ -90,3 +90,36 @@ class LogPageSerializer(serializers.Serializer):
     offset = serializers.IntegerField()
     next_offset = serializers.IntegerField()
     lines = LogLineSerializer(many=True)
+
+
+class ModelVersionSerializer(serializers.Serializer):
+    """A registry entry without its per-clip results (those are in the detail)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    run = serializers.IntegerField(source="run_id", allow_null=True)
+    base_model = serializers.CharField()
+    status = serializers.CharField()
+    snapshot_hash = serializers.CharField()
+    metrics = serializers.JSONField()
+    size_bytes = serializers.IntegerField(allow_null=True)
+    export = serializers.SerializerMethodField()
+    guard = serializers.JSONField()
+    note = serializers.CharField()
+    deploy_name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    promoted_at = serializers.DateTimeField(allow_null=True)
+    retired_at = serializers.DateTimeField(allow_null=True)
+
+    def get_export(self, version) -> dict:
+        return {k: v for k, v in version.export.items() if k != "clips"}
+
+
+class ModelVersionDetailSerializer(ModelVersionSerializer):
+    model_dir = serializers.CharField()
+    snapshot_path = serializers.CharField()
+    clip_results = serializers.JSONField()
+    export_clips = serializers.SerializerMethodField()
+
+    def get_export_clips(self, version) -> list:
+        return version.export.get("clips", [])

@@ -319,9 +319,16 @@ def run_finish_execute(run_id: int, *, task_id: str | None = None) -> None:
         artifacts = {**run.artifacts, **(done or {})}
         TrainingRun.objects.filter(pk=run_id).update(marked_trained_at=timezone.now(), artifacts=artifacts)
         log_and_publish(run_id, f"Marked {len(run.clip_ids)} clips as trained")
+    version = model_register_run(TrainingRun.objects.get(pk=run_id))
+    if version is not None:
+        log_and_publish(run_id, f"Model registered as {version.name} (candidate)")
     # Log before the status: whoever sees the final status finds the whole log.
     log_and_publish(run_id, "Run succeeded")
     _set_status(run_id, RunStatus.SUCCEEDED, finished=True)
+    if version is not None and settings.S2S_AUTO_DEPLOY:
+        from training_jobs import tasks
+
+        tasks.model_auto_deploy.delay(version.pk)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -436,3 +443,292 @@ def to_jsonable(value: Any) -> Any:
 def snapshot_clip_ids(manifest: dict) -> list[int]:
     """Every clip id a snapshot holds, across its splits (rows are [id, content_hash])."""
     return sorted(int(row[0]) for rows in manifest.get("splits", {}).values() for row in rows)
+
+
+# -- model registry and live deployment ---------------------------------------------------------
+#
+# register (after a run) -> export (CTranslate2 + faster-whisper verification) -> promote (guard,
+# atomic switch in S2S_LIVE_MODEL_DIR, Redis + marker notification) -> rollback. The filesystem
+# steps are `pipeline.deploy`; the scoring is `pipeline.ct2_eval`; this section decides and records.
+
+class ModelError(RunError):
+    """A registry or deployment action cannot be done; nothing live was changed."""
+
+
+class PromotionRefused(ModelError):
+    """The candidate is worse than the live model on the same clips (force to override)."""
+
+    status_code = 409
+
+
+def live_root() -> Path:
+    return Path(settings.S2S_LIVE_MODEL_DIR)
+
+
+def live_model_path() -> Path | None:
+    """The live model's CTranslate2 directory per settings (None when nothing was promoted yet)."""
+    from training_jobs.pipeline.deploy import live_model_dir
+
+    return live_model_dir(live_root())
+
+
+def model_register_run(run: TrainingRun):
+    """A candidate ModelVersion for a succeeded run's model (None when the run made no Whisper
+    directory, e.g. a stand-in pipeline). Idempotent: a redelivered finish finds the same row."""
+    import json
+
+    from training_jobs.models import ModelVersion
+    from training_jobs.pipeline.deploy import dir_size
+
+    model_dir = Path(run.artifacts.get("model_dir") or "")
+    if not (model_dir / "config.json").is_file():
+        return None
+    existing = ModelVersion.objects.filter(run=run).first()
+    if existing:
+        return existing
+    m = run.metrics or {}
+    clips = []
+    eval_json = Path((run.artifacts.get("report_paths") or {}).get("eval_json") or "")
+    if eval_json.is_file():
+        report = json.loads(eval_json.read_text(encoding="utf-8"))
+        clips = [{"id": c["id"], "reference": c["reference"], "text": c["new"], "wer": c["new_wer"],
+                  "base_text": c["base"], "base_wer": c["base_wer"]} for c in report.get("clips", [])]
+    return ModelVersion.objects.create(
+        name=f"run-{run.pk}", run=run, base_model=run.config.get("base_model") or "", model_dir=str(model_dir),
+        snapshot_path=run.snapshot_path, snapshot_hash=run.artifacts.get("snapshot_hash") or "",
+        language=run.config.get("language") or "en", size_bytes=dir_size(model_dir), clip_results=clips,
+        metrics={"wer": m.get("new_wer"), "cer": m.get("new_cer"), "base_wer": m.get("base_wer"),
+                 "base_cer": m.get("base_cer"), "test_clips": m.get("test_clips")},
+    )
+
+
+def model_test_rows(version) -> list[tuple[int, Any, str]]:
+    """(clip id, samples, reference) of the version's test split, read from its data snapshot."""
+    from training_jobs.pipeline.data import load_snapshot, split_rows
+
+    if not version.snapshot_path or not Path(version.snapshot_path).is_dir():
+        raise ModelError(f"{version.name}: its data snapshot ({version.snapshot_path or 'none'}) is gone; "
+                         "the test clips cannot be scored")
+    dataset, _ = load_snapshot(version.snapshot_path)
+    return split_rows(dataset["test"])
+
+
+def model_export(*, version, quantization: str | None = None, user=None, on_clip=None):
+    """Convert to CTranslate2 (ctranslate2's own TransformersConverter) and verify the result:
+    faster-whisper on the test split must not score more than 0.5 WER points worse than the
+    transformers model (see ct2_eval.verify_export for why one-sided).
+    Both scores (and faster-whisper's per-clip text) are recorded, verified or not."""
+    from training_jobs.models import ModelEvent
+    from training_jobs.pipeline import ct2_eval
+    from training_jobs.pipeline.deploy import dir_size
+    from training_jobs.pipeline.export import QUANTIZATIONS, ExportError, export_ct2
+
+    quantization = quantization or settings.S2S_EXPORT_QUANTIZATION
+    if quantization not in QUANTIZATIONS:
+        raise ModelError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
+    out_dir = Path(settings.S2S_ARTIFACTS) / "exports" / f"{version.name}-{quantization}"
+    try:
+        export_ct2(version.model_dir, out_dir, quantization=quantization)
+    except ExportError as e:
+        raise ModelError(str(e)) from None
+    rows = model_test_rows(version)
+    reference_wer = version.metrics.get("wer")
+    if reference_wer is None:  # no transformers score recorded: measure it on the same rows now
+        reference_wer = _transformers_wer(version, rows)
+    check = ct2_eval.verify_export(out_dir, rows, reference_wer, version.language, on_clip=on_clip)
+    version.export = {"quantization": quantization, "ct2_dir": str(out_dir), "size_bytes": dir_size(out_dir), **check}
+    version.save(update_fields=["export"])
+    ModelEvent.objects.create(version=version, version_name=version.name, action=ModelEvent.Action.EXPORTED,
+                              user=_user_or_none(user), detail={k: v for k, v in version.export.items() if k != "clips"})
+    return version
+
+
+def _transformers_wer(version, rows) -> float:
+    from training_jobs.pipeline import evaluate
+    from training_jobs.pipeline.models import load_model_and_processor
+
+    model, processor = load_model_and_processor(version.model_dir)
+    hyps = evaluate.transcribe(model, processor, [r[1] for r in rows], language=version.language)
+    return evaluate.error_rates([r[2] for r in rows], hyps, version.language)["wer"]
+
+
+def model_guard(version, on_clip=None) -> dict:
+    """Candidate vs live on the candidate's test clips, both with faster-whisper.
+
+    With no live model deployed yet, the live app still runs the base model: the run's own base
+    vs new evaluation (transformers, same clips, same greedy decoding and features) stands in. The live score is cached in
+    `version.guard` per live version name (versions/<name> never changes once deployed).
+    """
+    from training_jobs.pipeline import ct2_eval
+    from training_jobs.pipeline.deploy import live_model_dir
+
+    live_dir = live_model_dir(live_root())
+    candidate_wer = version.export.get("fw_wer")
+    if live_dir is None:  # like with like: both from the run's transformers evaluation
+        live_wer, live = version.metrics.get("base_wer"), "base model (nothing deployed yet)"
+        candidate_wer = version.metrics.get("wer")
+    elif version.guard.get("live_version") == live_dir.name and version.guard.get("live_wer") is not None:
+        live_wer, live = version.guard["live_wer"], live_dir.name
+    elif live_dir.name == version.deploy_name:
+        live_wer, live = candidate_wer, live_dir.name
+    else:
+        rows = model_test_rows(version)
+        live_wer = ct2_eval.score_ct2(ct2_eval.load_ct2(live_dir), rows, version.language, on_clip).wer
+        live = live_dir.name
+    worse = candidate_wer is not None and live_wer is not None and candidate_wer > live_wer
+    guard = {"live_version": live, "live_wer": live_wer, "candidate_wer": candidate_wer,
+             "clips": version.metrics.get("test_clips") or version.export.get("n"), "worse": worse}
+    version.guard = guard
+    version.save(update_fields=["guard"])
+    return guard
+
+
+def model_promote(*, version, force: bool = False, user=None, quantization: str | None = None, on_clip=None,
+                  must_beat: bool = False):
+    """Make `version` the live model. Exports first when needed; refuses (PromotionRefused, recorded)
+    when the export failed verification or the candidate is worse than the live model on the
+    same clips (with `must_beat`: not strictly better), unless `force` (then the override is
+    recorded with the numbers). `on_clip(done, total)` reports the faster-whisper scoring clip by
+    clip (the long part)."""
+    from training_jobs.models import ModelEvent, ModelStatus, ModelVersion
+    from training_jobs.pipeline import deploy
+
+    if not version.export.get("ct2_dir") or not Path(version.export["ct2_dir"]).is_dir() or (
+            quantization and quantization != version.export.get("quantization")):
+        model_export(version=version, quantization=quantization, user=user, on_clip=on_clip)
+    guard = model_guard(version, on_clip=on_clip)
+    reasons = []
+    if not version.export.get("verified"):
+        reasons.append(f"the export scored {_pct(version.export.get('fw_wer'))} WER with faster-whisper against "
+                       f"{_pct(version.export.get('transformers_wer'))} before conversion (more than 0.5 points worse)")
+    if guard["worse"]:
+        reasons.append(f"test WER {_pct(guard['candidate_wer'])} is worse than the live model "
+                       f"{guard['live_version']}'s {_pct(guard['live_wer'])} on the same {guard['clips']} clips")
+    elif must_beat and not _beats(guard):
+        reasons.append(f"test WER {_pct(guard['candidate_wer'])} does not beat the live model "
+                       f"{guard['live_version']}'s {_pct(guard['live_wer'])} on the same {guard['clips']} clips")
+    if reasons and not force:
+        reason = "; ".join(reasons)
+        version.note = f"Not promoted: {reason}"
+        version.save(update_fields=["note"])
+        ModelEvent.objects.create(version=version, version_name=version.name, action=ModelEvent.Action.REFUSED,
+                                  user=_user_or_none(user), detail={"reason": reason, **guard})
+        raise PromotionRefused(f"{version.name} not promoted: {reason} (use force to promote anyway)")
+    try:
+        switch = deploy.promote(live_root(), version.deploy_name, version.export["ct2_dir"],
+                                event={"model": version.name, "by": _name(user)})
+    except (deploy.DeployError, OSError) as e:
+        raise ModelError(f"promotion of {version.name} failed before the switch: {e}") from None
+    with transaction.atomic():
+        now = timezone.now()
+        ModelVersion.objects.filter(status=ModelStatus.LIVE).exclude(pk=version.pk).update(
+            status=ModelStatus.RETIRED, retired_at=now)
+        version.status, version.promoted_at, version.retired_at = ModelStatus.LIVE, now, None
+        version.note = f"Forced live over: {'; '.join(reasons)}" if reasons else ""
+        version.save(update_fields=["status", "promoted_at", "retired_at", "note"])
+        action = ModelEvent.Action.FORCED if reasons else ModelEvent.Action.PROMOTED
+        ModelEvent.objects.create(version=version, version_name=version.name, action=action, user=_user_or_none(user),
+                                  detail={"previous": switch.previous, "reasons": reasons, **guard})
+    live_notify("promoted", version=switch.live, previous=switch.previous, model=version.name)
+    return version
+
+
+def model_rollback(*, user=None):
+    """Back to the previous live model in one atomic switch; registry statuses follow."""
+    from training_jobs.models import ModelEvent, ModelStatus, ModelVersion
+    from training_jobs.pipeline import deploy
+
+    try:
+        switch = deploy.rollback(live_root(), event={"by": _name(user)})
+    except deploy.DeployError as e:
+        raise ModelError(str(e)) from None
+    back = _version_deployed_as(switch.live)
+    with transaction.atomic():
+        now = timezone.now()
+        ModelVersion.objects.filter(status=ModelStatus.LIVE).update(status=ModelStatus.RETIRED, retired_at=now)
+        if back is not None:
+            ModelVersion.objects.filter(pk=back.pk).update(status=ModelStatus.LIVE, promoted_at=now, retired_at=None)
+        ModelEvent.objects.create(version=back, version_name=back.name if back else switch.live,
+                                  action=ModelEvent.Action.ROLLED_BACK, user=_user_or_none(user),
+                                  detail={"live": switch.live, "from": switch.previous})
+    live_notify("rolled_back", version=switch.live, previous=switch.previous, model=back.name if back else None)
+    return switch
+
+
+def model_delete(*, version, confirm: str, user=None) -> None:
+    """Delete a version (row, transformers directory, exports) after the caller typed its name.
+    The live model and the rollback backup cannot be deleted."""
+    import shutil
+
+    from training_jobs.models import ModelEvent
+    from training_jobs.pipeline import deploy
+
+    if confirm != version.name:
+        raise ModelError(f"type the version name ({version.name}) to confirm the deletion")
+    root = live_root()
+    if version.deploy_name in (deploy.live_name(root), deploy.previous_name(root)):
+        raise ModelError(f"{version.name} is deployed (live or the rollback backup); promote another model first")
+    try:
+        deploy.remove_version(root, version.deploy_name)
+    except deploy.DeployError as e:
+        raise ModelError(str(e)) from None
+    for path in (version.export.get("ct2_dir"), version.model_dir):
+        if path and Path(path).is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    ModelEvent.objects.create(version=None, version_name=version.name, action=ModelEvent.Action.DELETED,
+                              user=_user_or_none(user), detail={"model_dir": version.model_dir})
+    version.delete()
+
+
+def model_auto_deploy(version_id: int) -> None:
+    """After a successful run (S2S_AUTO_DEPLOY): export and promote when it beats the live model;
+    otherwise it stays a candidate and its note says why."""
+    from training_jobs.models import ModelVersion
+
+    version = ModelVersion.objects.get(pk=version_id)
+    try:
+        model_promote(version=version, must_beat=True)
+    except ModelError as e:
+        version.refresh_from_db()
+        if not version.note:
+            version.note = f"Not promoted: {e}"
+            version.save(update_fields=["note"])
+        if version.run_id:
+            log_and_publish(version.run_id, f"Model {version.name} kept as a candidate: {e}")
+        return
+    if version.run_id:
+        log_and_publish(version.run_id, f"Model {version.name} is now live ({version.deploy_name})")
+
+
+def live_notify(event: str, **payload) -> None:
+    """Tell the live app: one JSON message on S2S_LIVE_CHANNEL (the marker file was rewritten by
+    the deploy step already, for apps that poll). A Redis outage is logged, not raised: the
+    switch has happened and pollers still see it."""
+    import json
+
+    message = json.dumps({"event": event, "path": str(live_model_path() or ""), "root": str(live_root()),
+                          "time": time.time(), **payload})
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        client.publish(settings.S2S_LIVE_CHANNEL, message)
+        client.close()
+    except redis.RedisError as e:
+        logger.warning("live model %s; notification on %s failed: %s", event, settings.S2S_LIVE_CHANNEL, e)
+
+
+def _beats(guard: dict) -> bool:
+    return guard["candidate_wer"] is not None and (guard["live_wer"] is None
+                                                   or guard["candidate_wer"] < guard["live_wer"])
+
+
+def _version_deployed_as(deploy_name: str):
+    from training_jobs.models import ModelVersion
+
+    for version in ModelVersion.objects.exclude(export={}):
+        if version.deploy_name == deploy_name:
+            return version
+    return None
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"

@@ -25,3 +25,9 @@ def run_train(self, run_id: int) -> None:
 @shared_task(bind=True, acks_late=True, **DATA_LIMITS)
 def run_finish(self, run_id: int) -> None:
     services.run_finish_execute(run_id, task_id=self.request.id)
+
+
+@shared_task(acks_late=True, **DATA_LIMITS)
+def model_auto_deploy(version_id: int) -> None:
+    """On the `data` queue: the machine with the capture file is the live app's."""
+    services.model_auto_deploy(version_id)

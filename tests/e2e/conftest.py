@@ -153,6 +153,8 @@ def start_live_app(base: Path) -> LiveServer:
         "S2S_DATABASE": str(s2s_path),
         "DATABASE_URL": f"sqlite:///{base / 'trainer.db'}",
         "S2S_ARTIFACTS": str(base / "artifacts"),
+        "S2S_LIVE_MODEL_DIR": str(base / "live"),  # never the checkout's models/live
+        "S2S_LIVE_CHANNEL": f"s2s:live-model:e2e-{os.getpid()}",  # pub/sub ignores the Redis db number
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "LOG_LEVEL": "WARNING",

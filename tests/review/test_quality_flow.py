@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from review.confidence import AsrResult, WordConfidence
 from review.models import ClipEdit
-from review.quality_selectors import asr_model_dir, quality_inputs
+from review.quality_selectors import asr_model_dir, asr_model_id, quality_inputs
 from review.quality_services import (
     AcceptRule,
     clip_asr_save,
@@ -171,6 +171,14 @@ def test_current_model_is_the_live_one_when_deployed(tmp_path, settings):
     assert (bundled / "model.bin").is_file()
     settings.S2S_LIVE_MODEL_DIR = str(tmp_path)
     assert asr_model_dir() == bundled  # no current model deployed yet
-    (tmp_path / "current").mkdir()
-    (tmp_path / "current" / "model.bin").write_bytes(b"weights")
-    assert asr_model_dir() == tmp_path / "current"
+    from training_jobs.pipeline import deploy
+
+    for name in ("v1", "v2"):
+        (tmp_path / "exports" / name).mkdir(parents=True)
+        for f in ("model.bin", "config.json", "tokenizer.json"):
+            (tmp_path / "exports" / name / f).write_text(name)
+    settings.S2S_LIVE_MODEL_DIR = str(tmp_path / "live")
+    deploy.promote(tmp_path / "live", "v1", tmp_path / "exports" / "v1")
+    assert asr_model_dir() == (tmp_path / "live" / "versions" / "v1").resolve()
+    deploy.promote(tmp_path / "live", "v2", tmp_path / "exports" / "v2")
+    assert asr_model_id(asr_model_dir()) == "versions/v2"  # a promotion changes the model id

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import S2S
 from tests.pipeline.training_fixtures import SENTENCES, make_tiny_whisper
 from training_jobs import services
-from training_jobs.models import RunLogLine, RunMetric, TrainingRun
+from training_jobs.models import ModelVersion, RunLogLine, RunMetric, TrainingRun
 
 
 @pytest.fixture
@@ -53,4 +53,8 @@ def test_real_pipeline_prepares_trains_and_marks_clips_through_the_task_bodies(
     assert all(flags[i] == 1 for i in run.clip_ids) and flags[unreviewed] == 0
     assert RunMetric.objects.filter(run=run, train_loss__isnull=False).exists()
     assert RunLogLine.objects.filter(run=run, message="Run succeeded").exists()
+    version = ModelVersion.objects.get(run=run)  # the registry has the model, as a candidate
+    assert (version.name, version.status, version.model_dir) == (f"run-{run.pk}", "candidate", run.artifacts["model_dir"])
+    assert version.metrics["test_clips"] == run.metrics["test_clips"] and version.size_bytes > 0
+    assert RunLogLine.objects.filter(run=run, message=f"Model registered as run-{run.pk} (candidate)").exists()
     assert TrainingRun.objects.get(pk=run.pk).progress["stage"] in ("done", "exporting", "evaluating")
