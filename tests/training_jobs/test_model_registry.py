@@ -208,14 +208,12 @@ def test_a_promotemodel_process_killed_mid_promotion_keeps_a_live_model_and_a_re
     import subprocess
     import sys
 
-    from django.db import connections
-
-    from tests.training_jobs.conftest import ROOT
+    from tests.training_jobs.conftest import ROOT, _db_url_for_worker
 
     versions = {"first": make_version("a", REFS), "second": make_version("bb", REFS)}
     call_command("promotemodel", versions["first"].name, "--force")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "s2s_trainer.settings",
-           "DATABASE_URL": f"sqlite:///{connections['default'].settings_dict['NAME']}",
+           "DATABASE_URL": _db_url_for_worker(),  # the test database, SQLite or PostgreSQL
            "S2S_LIVE_MODEL_DIR": str(live_settings.S2S_LIVE_MODEL_DIR),
            "S2S_ARTIFACTS": str(live_settings.S2S_ARTIFACTS), "REDIS_URL": REDIS_TEST_URL,
            "S2S_LIVE_CHANNEL": live_settings.S2S_LIVE_CHANNEL}
