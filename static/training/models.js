@@ -2,7 +2,7 @@
 // (202 + status URL, or 409 while another deployment action runs), then this module polls the
 // status and shows the stage and clips scored; when the task ends it shows the result and
 // re-reads the page's [data-refresh] sections from the server (no reload, no build step).
-const POLL_MS = 1000;
+const POLL_MS = 500;
 const LOST_POLLS = 3; // running but no longer holding the slot this many times: its worker died
 
 const STEPS = {
@@ -29,6 +29,7 @@ function setBusy(busy) {
 
 function describe(status) {
   if (status.state === "PENDING") return "Queued: waiting for a worker on the data queue…";
+  if (!status.step) return "Started on a worker…";
   const what = `${status.action || "action"} ${status.version || ""}`.trim();
   const step = STEPS[status.step] || "Working…";
   return status.total ? `${what}: ${step}: ${status.done} / ${status.total} clips` : `${what}: ${step}`;
