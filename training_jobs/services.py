@@ -491,7 +491,10 @@ def deployment_slot(action: str, version_name: str = "", token: str | None = Non
 
     mine = token or uuid.uuid4().hex
     try:
-        if not (token and deploy_lock.refresh(token) == deploy_lock.HELD):
+        current = deploy_lock.holder() if token else None
+        claimed = current is not None and current.get("token") == token and \
+            deploy_lock.refresh(token, claim=current) == deploy_lock.HELD
+        if not claimed:
             holder = deploy_lock.acquire(mine, action, version_name, task_id=token or "")
             if holder is not None:
                 raise DeployBusy(deploy_busy_message(holder), holder)
@@ -827,7 +830,7 @@ def model_action_enqueue(action: str, *, version, user=None, **options) -> str:
         raise ValueError(f"unknown model action {action!r}")
     task_id = str(uuid.uuid4())
     try:
-        holder = deploy_lock.acquire(task_id, action, version.name, task_id=task_id)
+        holder = deploy_lock.acquire(task_id, action, version.name, task_id=task_id, here=False)
     except redis.RedisError as e:
         raise DeployLockUnavailable(f"Redis (the deployment lock) does not answer: {e}; nothing was started") from None
     if holder is not None:

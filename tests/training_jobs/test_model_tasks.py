@@ -195,9 +195,29 @@ def test_one_action_at_a_time_and_a_dead_holders_slot_expires(make_version, api,
     services.model_export(version=version)  # the terminal path, now free
     assert version.export["n"] == 3 and deploy_lock.holder() is None
     # A queued task's slot: the task confirms it (same token), and gives it back at the end.
-    assert deploy_lock.acquire("queued-task", "export", version.name, task_id="queued-task") is None
+    assert deploy_lock.acquire("queued-task", "export", version.name, task_id="queued-task", here=False) is None
     assert services.model_action_execute("export", version.pk, task_id="queued-task")["ok"] is True
     assert deploy_lock.holder() is None
+
+
+@pytest.mark.django_db
+def test_a_slot_held_by_a_killed_process_on_this_machine_is_taken_over_at_once(settings):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    settings.S2S_DEPLOY_LOCK_SECONDS = 600
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record = {"token": "killed", "action": "promote", "version": "run-0", "host": socket.gethostname(),
+              "pid": gone.pid, "since": time.time()}
+    redis.Redis.from_url(REDIS_TEST_URL).set(deploy_lock.KEY, json.dumps(record), ex=600)
+    assert deploy_lock.acquire("next", "rollback")  is None  # not 10 minutes later: now
+    assert deploy_lock.holder()["token"] == "next" and deploy_lock.holder()["pid"] > 0
+    alive = {**record, "token": "alive", "pid": 1}  # a process that exists: its slot is respected
+    redis.Redis.from_url(REDIS_TEST_URL).set(deploy_lock.KEY, json.dumps(alive), ex=600)
+    assert deploy_lock.acquire("next", "rollback")["token"] == "alive"
 
 
 @pytest.mark.django_db
