@@ -195,24 +195,24 @@ def _enqueue_answer(request, action: str, version: str, options: dict) -> Respon
 
 
 class ModelExportApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ExportInputSerializer(serializers.Serializer):
         quantization = serializers.ChoiceField(choices=QUANTIZATIONS, required=False)
 
-    @extend_schema(request=InputSerializer, responses={202: ModelTaskStartedSerializer})
+    @extend_schema(request=ExportInputSerializer, responses={202: ModelTaskStartedSerializer})
     def post(self, request, version: str):
-        data = self.InputSerializer(data=request.data or {})
+        data = self.ExportInputSerializer(data=request.data or {})
         data.is_valid(raise_exception=True)
         return _enqueue_answer(request, "export", version, data.validated_data)
 
 
 class ModelPromoteApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class PromoteInputSerializer(serializers.Serializer):
         force = serializers.BooleanField(required=False, default=False)
         quantization = serializers.ChoiceField(choices=QUANTIZATIONS, required=False)
 
-    @extend_schema(request=InputSerializer, responses={202: ModelTaskStartedSerializer})
+    @extend_schema(request=PromoteInputSerializer, responses={202: ModelTaskStartedSerializer})
     def post(self, request, version: str):
-        data = self.InputSerializer(data=request.data or {})
+        data = self.PromoteInputSerializer(data=request.data or {})
         data.is_valid(raise_exception=True)
         return _enqueue_answer(request, "promote", version, data.validated_data)
 
