@@ -138,9 +138,9 @@ def test_the_pages_forms_and_promotemodel_enqueue_queue_the_same_tasks(worker, m
     client.force_login(alice)
     done = client.post(f"/models/{second.pk}/export", {"quantization": "int8"}, follow=True).content.decode()
     assert f"Export of {second.name} queued" in done
-    holder = deploy_lock.holder()
-    if holder is not None:  # still running: the page names it and points its script at the status
-        assert f"/api/models/tasks/{holder['task_id']}" in client.get(f"/models/{second.pk}/").content.decode()
+    before, page, after = deploy_lock.holder(), client.get(f"/models/{second.pk}/").content.decode(), deploy_lock.holder()
+    if before and after and after["token"] == before["token"]:  # running all along: the page points its script at the status
+        assert f'data-status-url="/api/models/tasks/{before["task_id"]}"' in page
     wait_for(lambda: deploy_lock.holder() is None, timeout=240, what="the export task")
     second.refresh_from_db()
     assert second.export["quantization"] == "int8" and second.export["n"] == 3 and second.status == "candidate"
