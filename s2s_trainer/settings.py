@@ -38,6 +38,9 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # promotions and rollbacks are announced on S2S_LIVE_CHANNEL (Redis pub/sub) and by the CHANGED marker.
 S2S_LIVE_MODEL_DIR = Path(env.str("S2S_LIVE_MODEL_DIR", default=str(BASE_DIR / "models" / "live")))
 S2S_LIVE_CHANNEL = env.str("S2S_LIVE_CHANNEL", default="s2s:live-model")
+# One export/promote/rollback/delete at a time (a Redis key); its holder refreshes it while it works,
+# so a killed worker frees it after this long.
+S2S_DEPLOY_LOCK_SECONDS = env.int("S2S_DEPLOY_LOCK_SECONDS", default=600)
 S2S_EXPORT_QUANTIZATION = env.str("S2S_EXPORT_QUANTIZATION", default="int8_float16")
 # After a successful run: export, and promote when it beats the live model (else keep it a candidate).
 S2S_AUTO_DEPLOY = env.bool("S2S_AUTO_DEPLOY", default=False)
@@ -188,6 +191,10 @@ CELERY_TASK_ROUTES = {
     "training_jobs.tasks.run_prepare": {"queue": "data"},
     "training_jobs.tasks.run_finish": {"queue": "data"},
     "training_jobs.tasks.run_train": {"queue": "gpu"},
+    # Export and promotion write S2S_ARTIFACTS/exports and switch S2S_LIVE_MODEL_DIR: the live app's machine.
+    "training_jobs.tasks.model_export": {"queue": "data"},
+    "training_jobs.tasks.model_promote": {"queue": "data"},
+    "training_jobs.tasks.model_auto_deploy": {"queue": "data"},
 }
 # A run can take many hours: acknowledge only when done, one task per worker process at a time,
 # and give a lost worker's task back to the queue (run_train resumes from its checkpoint).

@@ -7,14 +7,16 @@ GET  /api/runs, /api/runs/{id}  history, one run with its metric history
 POST /api/runs/{id}/pause|resume|stop
 GET  /api/models, /api/models/{id or name}      the registry; DELETE /api/models/{id}?confirm=<name>
 GET  /api/models/compare?a=&b=                   two versions clip by clip
-POST /api/models/{id}/export {"quantization"}    CTranslate2 export + faster-whisper verification
-POST /api/models/{id}/promote {"force", "quantization"}   409 with the reason when refused
-POST /api/models/rollback                        back to the previous live model
-GET  /api/models/live                            what S2S_LIVE_MODEL_DIR serves now
+POST /api/models/{id}/export {"quantization"}    queue CTranslate2 export + faster-whisper verification -> 202
+POST /api/models/{id}/promote {"force", "quantization"}   queue export/guard/switch -> 202 (409 while busy)
+GET  /api/models/tasks/{task_id}                 a queued export/promotion: stage, clips scored, result
+POST /api/models/rollback                        back to the previous live model (in the request)
+GET  /api/models/live                            what S2S_LIVE_MODEL_DIR serves now, and the running action
 """
 from __future__ import annotations
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
@@ -43,6 +45,8 @@ class RunApiError(APIException):
         detail = {"detail": str(error), "code": type(error).__name__}
         if getattr(error, "active_run_id", None):
             detail["active_run"] = error.active_run_id
+        if getattr(error, "holder", None):  # DeployBusy: what holds the deployment slot
+            detail["running"] = {k: error.holder.get(k) for k in ("action", "version", "task_id", "since")}
         super().__init__()
         self.detail = detail  # as is: DRF would turn the run id into a string
 
@@ -161,31 +165,62 @@ class ModelCompareApi(APIView):
         return Response(selectors.model_compare(a, b))
 
 
+class ModelTaskStartedSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    action = serializers.ChoiceField(choices=list(services.MODEL_TASKS))
+    version = serializers.CharField()
+    status_url = serializers.CharField(help_text="GET it for the stage, clips scored and the result")
+
+
+class ModelTaskStatusSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    state = serializers.CharField(help_text="PENDING, STARTED, PROGRESS, SUCCESS or FAILURE")
+    action = serializers.CharField(required=False)
+    version = serializers.CharField(required=False)
+    step = serializers.CharField(required=False, help_text="starting, exporting, verifying, comparing, switching, done")
+    done = serializers.IntegerField(required=False, help_text="clips scored in this step")
+    total = serializers.IntegerField(required=False)
+    ok = serializers.BooleanField(required=False, help_text="when finished: true, or false with `error`")
+    message = serializers.CharField(required=False)
+    error = serializers.CharField(required=False, help_text="the refusal or failure, e.g. PromotionRefused's reason")
+    code = serializers.CharField(required=False)
+    holds_slot = serializers.BooleanField(help_text="false while still running: its worker is gone")
+
+
+def _enqueue_answer(request, action: str, version: str, options: dict) -> Response:
+    target = _call(selectors.model_get, version_id=version)
+    task_id = _call(services.model_action_enqueue, action=action, version=target, user=request.user, **options)
+    return Response({"task_id": task_id, "action": action, "version": target.name,
+                     "status_url": reverse("api-model-task", args=[task_id])}, status=status.HTTP_202_ACCEPTED)
+
+
 class ModelExportApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ExportInputSerializer(serializers.Serializer):
         quantization = serializers.ChoiceField(choices=QUANTIZATIONS, required=False)
 
-    @extend_schema(request=InputSerializer, responses={200: ModelVersionDetailSerializer})
+    @extend_schema(request=ExportInputSerializer, responses={202: ModelTaskStartedSerializer})
     def post(self, request, version: str):
-        data = self.InputSerializer(data=request.data or {})
+        data = self.ExportInputSerializer(data=request.data or {})
         data.is_valid(raise_exception=True)
-        target = _call(selectors.model_get, version_id=version)
-        target = _call(services.model_export, version=target, user=request.user, **data.validated_data)
-        return Response(ModelVersionDetailSerializer(target).data)
+        return _enqueue_answer(request, "export", version, data.validated_data)
 
 
 class ModelPromoteApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class PromoteInputSerializer(serializers.Serializer):
         force = serializers.BooleanField(required=False, default=False)
         quantization = serializers.ChoiceField(choices=QUANTIZATIONS, required=False)
 
-    @extend_schema(request=InputSerializer, responses={200: ModelVersionSerializer})
+    @extend_schema(request=PromoteInputSerializer, responses={202: ModelTaskStartedSerializer})
     def post(self, request, version: str):
-        data = self.InputSerializer(data=request.data or {})
+        data = self.PromoteInputSerializer(data=request.data or {})
         data.is_valid(raise_exception=True)
-        target = _call(selectors.model_get, version_id=version)
-        target = _call(services.model_promote, version=target, user=request.user, **data.validated_data)
-        return Response(ModelVersionSerializer(target).data)
+        return _enqueue_answer(request, "promote", version, data.validated_data)
+
+
+class ModelTaskStatusApi(APIView):
+    @extend_schema(responses={200: ModelTaskStatusSerializer})
+    def get(self, request, task_id: str):
+        return Response(selectors.model_task_status(task_id))
 
 
 class ModelRollbackApi(APIView):
@@ -197,4 +232,4 @@ class ModelRollbackApi(APIView):
 
 class LiveStatusApi(APIView):
     def get(self, request):
-        return Response(selectors.live_status())
+        return Response({**selectors.live_status(), "action": selectors.deploy_action_current()})

@@ -136,6 +136,41 @@ def live_status() -> dict:
             "marker": deploy.read_marker(root)}
 
 
+def deploy_action_current() -> dict | None:
+    """The export/promote/rollback/delete holding the deployment slot now (None when free, or
+    when Redis does not answer: the page then simply shows no running action)."""
+    import redis
+
+    from training_jobs import deploy_lock
+
+    try:
+        return deploy_lock.holder()
+    except redis.RedisError as e:
+        logger.warning("deployment lock unreadable: %s", e)
+        return None
+
+
+def model_task_status(task_id: str) -> dict:
+    """A queued export/promotion as the page follows it: Celery's state (PENDING, STARTED,
+    PROGRESS, SUCCESS, FAILURE) with the task's `{action, version, step, done, total}` and, once
+    finished, `ok` with `message` or `error`. `holds_slot` false while the state is still
+    running means its worker died (the slot expired): the page says so instead of waiting forever."""
+    from celery.result import AsyncResult
+
+    from training_jobs.tasks import model_promote
+
+    result = AsyncResult(task_id, app=model_promote.app)
+    info = result.info
+    if isinstance(info, dict):
+        body = dict(info)
+    elif info is not None:  # FAILURE: the exception (a bug, not a refusal: those are results)
+        body = {"ok": False, "code": type(info).__name__, "error": str(info)}
+    else:
+        body = {}
+    holder = deploy_action_current() or {}
+    return {"task_id": task_id, "state": result.state, **body, "holds_slot": holder.get("task_id") == task_id}
+
+
 def version_clips(version) -> dict:
     """Per-clip results keyed by clip id: faster-whisper's (the exported model) when the version
     was exported, else the transformers evaluation's."""

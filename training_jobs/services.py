@@ -16,6 +16,7 @@ import logging
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -461,6 +462,85 @@ class PromotionRefused(ModelError):
     status_code = 409
 
 
+class DeployBusy(ModelError):
+    """Another export, promotion, rollback or deletion holds the deployment slot."""
+
+    status_code = 409
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class DeployLockUnavailable(ModelError):
+    """Redis (the deployment slot) does not answer: nothing was started."""
+
+    status_code = 503
+
+
+# A holder pushes the slot's expiry back at most this often (deploy_lock: each scored clip asks).
+_HEARTBEAT_S = 5.0
+
+
+@contextmanager
+def deployment_slot(action: str, version_name: str = "", token: str | None = None):
+    """Hold the one deployment slot (training_jobs.deploy_lock) for the block; yields `beat()`,
+    which a long step calls to say it is alive. With `token` (a task id the slot was taken for at
+    enqueue time) it confirms that slot, or takes it again if it expired while the task was queued."""
+    from training_jobs import deploy_lock
+
+    mine = token or uuid.uuid4().hex
+    try:
+        current = deploy_lock.holder() if token else None
+        claimed = current is not None and current.get("token") == token and \
+            deploy_lock.refresh(token, claim=current) == deploy_lock.HELD
+        if not claimed:
+            holder = deploy_lock.acquire(mine, action, version_name, task_id=token or "")
+            if holder is not None:
+                raise DeployBusy(deploy_busy_message(holder), holder)
+    except redis.RedisError as e:
+        raise DeployLockUnavailable(f"Redis (the deployment lock) does not answer: {e}; nothing was started") from None
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= _HEARTBEAT_S:
+            last = time.monotonic()
+            try:
+                deploy_lock.refresh(mine)
+            except redis.RedisError as e:
+                logger.warning("deployment lock not refreshed: %s", e)
+
+    try:
+        yield beat
+    finally:
+        try:
+            deploy_lock.release(mine)
+        except redis.RedisError as e:  # it expires by itself
+            logger.warning("deployment lock not released: %s", e)
+
+
+def deploy_busy_message(holder: dict) -> str:
+    what = f"{holder.get('action', 'a deployment action')} {holder.get('version') or ''}".strip()
+    since = time.strftime("%H:%M:%S", time.localtime(holder.get("since") or time.time()))
+    return f"Another deployment action is running ({what}, since {since}); wait for it to finish."
+
+
+def _beating(beat, on_clip):
+    """on_clip that also keeps the deployment slot alive."""
+    def report(done: int, total: int) -> None:
+        beat()
+        if on_clip is not None:
+            on_clip(done, total)
+    return report
+
+
+def _step(on_step, beat, name: str) -> None:
+    beat()
+    if on_step is not None:
+        on_step(name)
+
+
 def live_root() -> Path:
     return Path(settings.S2S_LIVE_MODEL_DIR)
 
@@ -513,7 +593,15 @@ def model_test_rows(version) -> list[tuple[int, Any, str]]:
     return split_rows(dataset["test"])
 
 
-def model_export(*, version, quantization: str | None = None, user=None, on_clip=None):
+def model_export(*, version, quantization: str | None = None, user=None, on_clip=None, on_step=None,
+                 lock_token: str | None = None):
+    """Export and verify (below), holding the deployment slot (DeployBusy when another action runs)."""
+    with deployment_slot("export", version.name, lock_token) as beat:
+        return _model_export(version=version, quantization=quantization, user=user,
+                             on_clip=_beating(beat, on_clip), on_step=partial(_step, on_step, beat))
+
+
+def _model_export(*, version, quantization: str | None, user, on_clip, on_step):
     """Convert to CTranslate2 (ctranslate2's own TransformersConverter) and verify the result:
     faster-whisper on the test split must not score more than 0.5 WER points worse than the
     transformers model (see ct2_eval.verify_export for why one-sided).
@@ -527,11 +615,13 @@ def model_export(*, version, quantization: str | None = None, user=None, on_clip
     if quantization not in QUANTIZATIONS:
         raise ModelError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
     out_dir = Path(settings.S2S_ARTIFACTS) / "exports" / f"{version.name}-{quantization}"
+    on_step("exporting")
     try:
         export_ct2(version.model_dir, out_dir, quantization=quantization)
     except ExportError as e:
         raise ModelError(str(e)) from None
     rows = model_test_rows(version)
+    on_step("verifying")
     reference_wer = version.metrics.get("wer")
     if reference_wer is None:  # no transformers score recorded: measure it on the same rows now
         reference_wer = _transformers_wer(version, rows)
@@ -552,7 +642,7 @@ def _transformers_wer(version, rows) -> float:
     return evaluate.error_rates([r[2] for r in rows], hyps, version.language)["wer"]
 
 
-def model_guard(version, on_clip=None) -> dict:
+def model_guard(version, on_clip=None, on_step=None) -> dict:
     """Candidate vs live on the candidate's test clips, both with faster-whisper.
 
     With no live model deployed yet, the live app still runs the base model: the run's own base
@@ -573,6 +663,8 @@ def model_guard(version, on_clip=None) -> dict:
         live_wer, live = candidate_wer, live_dir.name
     else:
         rows = model_test_rows(version)
+        if on_step is not None:
+            on_step("comparing")
         live_wer = ct2_eval.score_ct2(ct2_eval.load_ct2(live_dir), rows, version.language, on_clip).wer
         live = live_dir.name
     worse = candidate_wer is not None and live_wer is not None and candidate_wer > live_wer
@@ -584,7 +676,15 @@ def model_guard(version, on_clip=None) -> dict:
 
 
 def model_promote(*, version, force: bool = False, user=None, quantization: str | None = None, on_clip=None,
-                  must_beat: bool = False):
+                  on_step=None, must_beat: bool = False, lock_token: str | None = None):
+    """Promote (below) holding the deployment slot (DeployBusy when another action runs).
+    `on_step(name)` names each stage: exporting, verifying, comparing, switching."""
+    with deployment_slot("promote", version.name, lock_token) as beat:
+        return _model_promote(version=version, force=force, user=user, quantization=quantization,
+                              on_clip=_beating(beat, on_clip), on_step=partial(_step, on_step, beat), must_beat=must_beat)
+
+
+def _model_promote(*, version, force: bool, user, quantization: str | None, on_clip, on_step, must_beat: bool):
     """Make `version` the live model. Exports first when needed; refuses (PromotionRefused, recorded)
     when the export failed verification or the candidate is worse than the live model on the
     same clips (with `must_beat`: not strictly better), unless `force` (then the override is
@@ -595,8 +695,8 @@ def model_promote(*, version, force: bool = False, user=None, quantization: str 
 
     if not version.export.get("ct2_dir") or not Path(version.export["ct2_dir"]).is_dir() or (
             quantization and quantization != version.export.get("quantization")):
-        model_export(version=version, quantization=quantization, user=user, on_clip=on_clip)
-    guard = model_guard(version, on_clip=on_clip)
+        _model_export(version=version, quantization=quantization, user=user, on_clip=on_clip, on_step=on_step)
+    guard = model_guard(version, on_clip=on_clip, on_step=on_step)
     reasons = []
     if not version.export.get("verified"):
         reasons.append(f"the export scored {_pct(version.export.get('fw_wer'))} WER with faster-whisper against "
@@ -614,6 +714,7 @@ def model_promote(*, version, force: bool = False, user=None, quantization: str 
         ModelEvent.objects.create(version=version, version_name=version.name, action=ModelEvent.Action.REFUSED,
                                   user=_user_or_none(user), detail={"reason": reason, **guard})
         raise PromotionRefused(f"{version.name} not promoted: {reason} (use force to promote anyway)")
+    on_step("switching")
     try:
         switch = deploy.promote(live_root(), version.deploy_name, version.export["ct2_dir"],
                                 event={"model": version.name, "by": _name(user)})
@@ -634,7 +735,13 @@ def model_promote(*, version, force: bool = False, user=None, quantization: str 
 
 
 def model_rollback(*, user=None):
-    """Back to the previous live model in one atomic switch; registry statuses follow."""
+    """Back to the previous live model in one atomic switch; registry statuses follow. Fast, so it
+    runs in the request, but holds the deployment slot like the rest (DeployBusy)."""
+    with deployment_slot("rollback"):
+        return _model_rollback(user=user)
+
+
+def _model_rollback(*, user):
     from training_jobs.models import ModelEvent, ModelStatus, ModelVersion
     from training_jobs.pipeline import deploy
 
@@ -658,13 +765,18 @@ def model_rollback(*, user=None):
 def model_delete(*, version, confirm: str, user=None) -> None:
     """Delete a version (row, transformers directory, exports) after the caller typed its name.
     The live model and the rollback backup cannot be deleted."""
+    if confirm != version.name:
+        raise ModelError(f"type the version name ({version.name}) to confirm the deletion")
+    with deployment_slot("delete", version.name):
+        _model_delete(version=version, user=user)
+
+
+def _model_delete(*, version, user) -> None:
     import shutil
 
     from training_jobs.models import ModelEvent
     from training_jobs.pipeline import deploy
 
-    if confirm != version.name:
-        raise ModelError(f"type the version name ({version.name}) to confirm the deletion")
     root = live_root()
     if version.deploy_name in (deploy.live_name(root), deploy.previous_name(root)):
         raise ModelError(f"{version.name} is deployed (live or the rollback backup); promote another model first")
@@ -698,6 +810,80 @@ def model_auto_deploy(version_id: int) -> None:
         return
     if version.run_id:
         log_and_publish(version.run_id, f"Model {version.name} is now live ({version.deploy_name})")
+
+
+# -- export and promotion as background work -----------------------------------------------------
+#
+# Scoring the test split with faster-whisper takes a minute or more on a CPU: the page and the API
+# take the deployment slot, queue a Celery task (queue `data`: the machine with S2S_LIVE_MODEL_DIR)
+# and answer 202; the task reports its stage and clips scored as Celery task state.
+
+MODEL_TASKS = {"export": "model_export", "promote": "model_promote"}
+
+
+def model_action_enqueue(action: str, *, version, user=None, **options) -> str:
+    """Take the deployment slot for a new task id and queue the task; returns the task id.
+    DeployBusy (409) when another action holds the slot: nothing is queued then."""
+    from training_jobs import deploy_lock, tasks
+
+    if action not in MODEL_TASKS:
+        raise ValueError(f"unknown model action {action!r}")
+    task_id = str(uuid.uuid4())
+    try:
+        holder = deploy_lock.acquire(task_id, action, version.name, task_id=task_id, here=False)
+    except redis.RedisError as e:
+        raise DeployLockUnavailable(f"Redis (the deployment lock) does not answer: {e}; nothing was started") from None
+    if holder is not None:
+        raise DeployBusy(deploy_busy_message(holder), holder)
+    try:
+        getattr(tasks, MODEL_TASKS[action]).apply_async(
+            args=(version.pk,), kwargs={"user_id": getattr(user, "pk", None), **options}, task_id=task_id)
+    except Exception:
+        deploy_lock.release(task_id)
+        raise
+    return task_id
+
+
+def model_action_execute(action: str, version_id: int, *, task_id: str, user_id: int | None = None,
+                         on_progress=None, **options) -> dict:
+    """Body of the export and promote tasks: run the service under the slot taken at enqueue time,
+    reporting `{action, version, step, done, total}` to `on_progress` at each stage and scored clip.
+    Returns that dict with `ok` and `message` (the result) or `error` and `code` (a refusal, or
+    anything a person can act on); it raises only on bugs."""
+    from django.contrib.auth import get_user_model
+
+    from training_jobs.models import ModelVersion
+
+    state = {"action": action, "version": "", "step": "starting", "done": 0, "total": 0}
+
+    def report(**changes) -> None:
+        state.update(changes)
+        if on_progress is not None:
+            on_progress(dict(state))
+
+    try:
+        version = ModelVersion.objects.get(pk=version_id)
+    except ModelVersion.DoesNotExist:
+        from training_jobs import deploy_lock
+
+        deploy_lock.release(task_id)
+        return {**state, "ok": False, "code": "NotFound", "error": f"model version {version_id} no longer exists"}
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    report(version=version.name)
+    hooks = {"on_clip": lambda done, total: report(done=done, total=total),
+             "on_step": lambda name: report(step=name, done=0, total=0), "lock_token": task_id, "user": user}
+    try:
+        if action == "export":
+            version = model_export(version=version, **hooks, **options)
+            message = (f"{version.name} exported ({version.export['quantization']}): faster-whisper WER "
+                       f"{_pct(version.export.get('fw_wer'))} vs {_pct(version.export.get('transformers_wer'))} before "
+                       f"conversion, {'verified' if version.export.get('verified') else 'NOT verified'}.")
+        else:
+            version = model_promote(version=version, **hooks, **options)
+            message = f"{version.name} is now live" + (" (forced)." if version.note else ".")
+    except ModelError as e:
+        return {**state, "ok": False, "code": type(e).__name__, "error": str(e)}
+    return {**state, "step": "done", "ok": True, "message": message}
 
 
 def live_notify(event: str, **payload) -> None:

@@ -31,3 +31,22 @@ def run_finish(self, run_id: int) -> None:
 def model_auto_deploy(version_id: int) -> None:
     """On the `data` queue: the machine with the capture file is the live app's."""
     services.model_auto_deploy(version_id)
+
+
+def _progress_reporter(task):
+    """Celery task state PROGRESS with the service's `{action, version, step, done, total}`."""
+    return lambda state: task.update_state(state="PROGRESS", meta=state)
+
+
+@shared_task(bind=True, acks_late=True, **DATA_LIMITS)
+def model_export(self, version_id: int, user_id: int | None = None, **options) -> dict:
+    """Queue `data`: the worker that writes S2S_ARTIFACTS/exports next to the live directory."""
+    return services.model_action_execute("export", version_id, task_id=self.request.id, user_id=user_id,
+                                         on_progress=_progress_reporter(self), **options)
+
+
+@shared_task(bind=True, acks_late=True, **DATA_LIMITS)
+def model_promote(self, version_id: int, user_id: int | None = None, **options) -> dict:
+    """Queue `data`: the switch happens in S2S_LIVE_MODEL_DIR, which that worker must see."""
+    return services.model_action_execute("promote", version_id, task_id=self.request.id, user_id=user_id,
+                                         on_progress=_progress_reporter(self), **options)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/models/compare", api.ModelCompareApi.as_view(), name="api-model-compare"),
     path("api/models/rollback", api.ModelRollbackApi.as_view(), name="api-model-rollback"),
     path("api/models/live", api.LiveStatusApi.as_view(), name="api-model-live"),
+    path("api/models/tasks/<str:task_id>", api.ModelTaskStatusApi.as_view(), name="api-model-task"),
     path("api/models/<str:version>", api.ModelDetailApi.as_view(), name="api-model-detail"),
     path("api/models/<str:version>/export", api.ModelExportApi.as_view(), name="api-model-export"),
     path("api/models/<str:version>/promote", api.ModelPromoteApi.as_view(), name="api-model-promote"),

@@ -3,6 +3,7 @@ view only renders the first picture (data status, last run, the form built from 
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
@@ -78,6 +79,7 @@ def model_list(request):
     versions = list(selectors.model_list())
     return render(request, "training/models.html", {
         "versions": versions, "live": selectors.live_status(), "events": selectors.model_events(20),
+        "running": selectors.deploy_action_current(),
         "quantizations": QUANTIZATIONS, "default_quantization": settings.S2S_EXPORT_QUANTIZATION,
     })
 
@@ -87,6 +89,7 @@ def model_detail(request, version_id: int):
     version = _version_or_404(version_id)
     return render(request, "training/model_detail.html", {
         "version": version, "clips": list(selectors.version_clips(version).values()), "live": selectors.live_status(),
+        "running": selectors.deploy_action_current(),
         "quantizations": QUANTIZATIONS, "default_quantization": version.export.get("quantization")
         or settings.S2S_EXPORT_QUANTIZATION, "export_info": {k: v for k, v in version.export.items() if k != "clips"},
     })
@@ -106,11 +109,15 @@ def model_compare(request):
 @login_required
 @require_POST
 def model_promote(request, version_id: int):
+    """Without script: queue it and come back to the page, which names the running action (the
+    page's module posts to the API instead and shows the progress)."""
     from training_jobs import services
 
     version = _version_or_404(version_id)
-    _model_action(request, services.model_promote, "{result.name} is now live.", version=version,
-                  force=request.POST.get("force") == "on", quantization=request.POST.get("quantization") or None)
+    _model_action(request, partial(services.model_action_enqueue, "promote"),
+                  f"Promotion of {version.name} queued: export, faster-whisper check, comparison, switch.",
+                  version=version, force=request.POST.get("force") == "on",
+                  quantization=request.POST.get("quantization") or None)
     return redirect("model-detail", version_id=version_id)
 
 
@@ -120,7 +127,8 @@ def model_export(request, version_id: int):
     from training_jobs import services
 
     version = _version_or_404(version_id)
-    _model_action(request, services.model_export, "{result.name} exported and checked with faster-whisper.",
+    _model_action(request, partial(services.model_action_enqueue, "export"),
+                  f"Export of {version.name} queued: CTranslate2 conversion, then faster-whisper on the test clips.",
                   version=version, quantization=request.POST.get("quantization") or None)
     return redirect("model-detail", version_id=version_id)
 

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REDIS_TEST_URL = os.environ.get("S2S_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 STANDIN = "tests.training_jobs.standin.StandInPipeline"
 STEP_S = "0.05"
+WORKER_LIVE_CHANNEL = f"s2s:live-model:worker-test-{os.getpid()}"  # pub/sub ignores the db number
 _TEST_DB_FILE = Path(tempfile.gettempdir()) / f"s2s-trainer-test-default-{os.getpid()}.sqlite3"
 
 
@@ -110,6 +111,9 @@ def worker_env(training_env, db_url: str) -> dict:
         "S2S_ARTIFACTS": str(training_env["artifacts"]),
         "S2S_TRAINING_PIPELINE": STANDIN,
         "S2S_STANDIN_STEP_S": STEP_S,
+        # Never the checkout's models/live: promotions by the worker land in the session's folder.
+        "S2S_LIVE_MODEL_DIR": str(training_env["base"] / "live"),
+        "S2S_LIVE_CHANNEL": WORKER_LIVE_CHANNEL,
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),
     }

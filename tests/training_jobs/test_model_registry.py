@@ -1,5 +1,6 @@
 """The model registry on small real models: registration after a run, the REST API, the models
-pages, clip-by-clip comparison, deletion with confirmation, and the two commands.
+pages, clip-by-clip comparison, deletion with confirmation, and the two commands. Export and
+promotion through the API and the pages are Celery tasks: test_model_tasks.py.
 
 The models are tiny random Whispers converted by CTranslate2's own converter; they transcribe
 nonsense, so their exports do not pass the faster-whisper verification and promoting them needs
@@ -8,7 +9,6 @@ nonsense, so their exports do not pass the faster-whisper verification and promo
 import json
 
 import pytest
-import redis
 from django.core.management import CommandError, call_command
 
 from tests.conftest import S2S, tone
@@ -98,49 +98,6 @@ def test_delete_needs_the_typed_name_and_removes_the_files(make_version, api):
 
     assert not os.path.exists(model_dir)
     assert ModelEvent.objects.get(action="deleted").version_name == version.name
-
-
-@pytest.mark.django_db
-def test_an_unverified_export_is_refused_then_forced_recorded_announced_and_rolled_back(make_version, api, alice,
-                                                                                       live_settings):
-    """The random model's faster-whisper transcript differs from its transformers one: the export
-    check fails, so promotion is refused; forced, it goes live, recorded, with a Redis message."""
-    first = make_version("a", REFS)
-    second = make_version("bb", REFS)
-    listener = redis.Redis.from_url(REDIS_TEST_URL).pubsub(ignore_subscribe_messages=True)
-    listener.subscribe(live_settings.S2S_LIVE_CHANNEL)
-
-    refused = api.post(f"/api/models/{first.name}/promote", {"quantization": "float32"}, format="json")
-    assert refused.status_code == 409 and "before conversion" in refused.json()["detail"]
-    first.refresh_from_db()
-    assert first.status == "candidate" and first.note.startswith("Not promoted:")
-    assert first.export["quantization"] == "float32" and first.export["verified"] is False
-    assert first.export["n"] == 3 and len(first.export["clips"]) == 3
-    assert deploy.live_model_dir(services.live_root()) is None
-    assert ModelEvent.objects.filter(action="refused", version=first).exists()
-
-    assert api.post(f"/api/models/{first.name}/promote", {"force": True}, format="json").status_code == 200
-    assert api.post(f"/api/models/{second.name}/promote", {"force": True}, format="json").status_code == 200
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert (first.status, second.status) == ("retired", "live")
-    assert second.note.startswith("Forced live over:")
-    forced = ModelEvent.objects.filter(action="forced").order_by("id")
-    assert [e.version_name for e in forced] == [first.name, second.name] and forced[1].user == alice
-    live = api.get("/api/models/live").json()
-    assert live["live"] == second.deploy_name and live["previous"] == first.deploy_name
-    messages = read_messages(listener, 2)
-    assert [(m["event"], m["version"]) for m in messages] == [("promoted", first.deploy_name),
-                                                             ("promoted", second.deploy_name)]
-    assert messages[1]["previous"] == first.deploy_name and messages[1]["path"].endswith(second.deploy_name)
-
-    assert api.delete(f"/api/models/{first.pk}?confirm={first.name}").status_code == 400  # the backup
-    back = api.post("/api/models/rollback").json()
-    assert back == {"live": first.deploy_name, "previous": second.deploy_name}
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert (first.status, second.status) == ("live", "retired")
-    listener.close()
 
 
 def read_messages(listener, n: int, timeout: float = 5.0) -> list[dict]:

@@ -1,7 +1,9 @@
-"""`manage.py promotemodel VERSION [--force] [--quantization Q]`: make a registered model live.
+"""`manage.py promotemodel VERSION [--force] [--quantization Q] [--enqueue]`: make a registered model live.
 
 Exports and verifies it first when needed, then applies the same guard as the models page: a
 candidate worse than the live model on the same test clips is refused unless --force (recorded).
+It runs here with a tqdm bar (the terminal path), holding the same deployment slot as the page's
+Celery task; --enqueue hands it to the Celery `data` worker instead and prints the task id.
 """
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,6 +32,10 @@ class ProgressBar:
             self.bar = None
 
 
+STEPS = {"exporting": "converting to CTranslate2", "verifying": "checking the export with faster-whisper",
+         "comparing": "scoring the live model on the same clips", "switching": "switching the live model"}
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -41,16 +47,30 @@ class Command(BaseCommand):
         parser.add_argument("version", help="model version id or name (see the models page or /api/models)")
         parser.add_argument("--force", action="store_true", help="promote even if worse than the live model (recorded)")
         parser.add_argument("--quantization", choices=QUANTIZATIONS, help="re-export with this quantization first")
+        parser.add_argument("--enqueue", action="store_true",
+                            help="queue it for the Celery data worker (GET /api/models/tasks/<id> follows it)")
 
-    def handle(self, *args, version, force, quantization, **options):
+    def step(self, name: str) -> None:
+        self.stderr.write(f"{STEPS.get(name, name)}…")
+
+    def handle(self, *args, version, force, quantization, enqueue=False, **options):
         try:
             target = selectors.model_get(version)
         except ModelVersion.DoesNotExist:
             raise CommandError(f"no model version {version!r}; list them at /models/ or /api/models") from None
+        if enqueue:
+            try:
+                task_id = services.model_action_enqueue("promote", version=target, force=force, quantization=quantization)
+            except services.RunError as e:
+                raise CommandError(str(e)) from None
+            self.stdout.write(f"Queued the promotion of {target.name}: task {task_id} "
+                              f"(follow it at /api/models/tasks/{task_id} or on the models page)")
+            return
         self.stdout.write(f"Promoting {target.name}: export, faster-whisper check, comparison with the live model")
         bar = ProgressBar(self.stderr._out)
         try:
-            target = services.model_promote(version=target, force=force, quantization=quantization, on_clip=bar)
+            target = services.model_promote(version=target, force=force, quantization=quantization, on_clip=bar,
+                                            on_step=self.step)
         except services.RunError as e:
             raise CommandError(str(e)) from None
         finally:
