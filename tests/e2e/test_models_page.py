@@ -131,6 +131,8 @@ def test_promote_roll_back_compare_and_delete_from_the_models_page(page, live_ap
     assert page.inner_text("#version-status") == "live"
     assert "not verified" in page.inner_text("#export-info")
     assert page.locator("#promote-button").count() == 0  # a live version has nothing to promote
+    # A random model's transcripts are long runs without spaces: they wrap, the page stays its width.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     page.screenshot(path=str(screenshot_dir / "models-promoted.png"), full_page=True)
     page.goto("/models/")
     seen = promote_from_the_page(page, live_app, versions["b"])
