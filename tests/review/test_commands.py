@@ -43,6 +43,28 @@ def run(*args, **kwargs):
 
 # ---------------------------------------------------------------- makedemodb
 
+@pytest.mark.django_db(databases=["default", "s2s"], transaction=True)
+def test_preparedemo_remakes_a_demo_file_that_a_stray_connection_left_empty(tmp_path, settings):
+    from django.db import connections
+
+    demo = tmp_path / "demo_s2s.db"
+    sqlite3.connect(demo).close()  # what any connection to the missing path leaves behind
+    settings.S2S_DATABASE = settings.S2S_DEFAULT_DEMO_DATABASE = str(demo)
+    conn = connections["s2s"]
+    conn.close()
+    old, conn.settings_dict["NAME"] = conn.settings_dict["NAME"], str(demo)
+    try:
+        out, _ = run("preparedemo")
+    finally:
+        conn.close()
+        conn.settings_dict["NAME"] = old
+    assert "creating demo clips" in out and "Log in as demo / demo" in out
+    assert len(rows_of(demo)) == 40
+    out, _ = run("preparedemo")  # a second start keeps what is there
+    assert "creating demo clips" not in out
+
+
+
 def test_makedemodb_creates_the_exact_seed_schema_and_nothing_else(tmp_path, s2s_path):
     demo = tmp_path / "demo.db"
     run("makedemodb", str(demo), clips=4, seed=3)
