@@ -32,6 +32,7 @@ from django.utils.text import Truncator
 from . import admin_actions, selectors, services
 from .admin_actions import Confirmation, PreviewRow, render_confirmation, selected_ids, step
 from .admin_quality import QualityCheckFilter, accept_suggestions
+from .admin_readonly import ReadOnlyClipAdmin
 from .api import export_response
 from .filters import PROBLEM_KINDS, ClipFilters, ClipQuery
 from .models import Clip, ClipEdit, TrashedClip
@@ -484,7 +485,7 @@ class ClipAdmin(admin.ModelAdmin):
 # ---------------------------------------------------------------- trash and history
 
 @admin.register(TrashedClip)
-class TrashedClipAdmin(admin.ModelAdmin):
+class TrashedClipAdmin(ReadOnlyClipAdmin):
     list_display = ["id", "clip_id", "transcript", "deleted_at", "deleted_by"]
     search_fields = ["transcript", "=clip_id"]
     actions = ["restore", "purge"]
@@ -493,15 +494,6 @@ class TrashedClipAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("audio_blob", "timestamp")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # "Purge" instead, through the service
 
     @admin.action(description="Restore selected clips (same id)")
     def restore(self, request, queryset):
@@ -530,22 +522,9 @@ class TrashedClipAdmin(admin.ModelAdmin):
 
 
 @admin.register(ClipEdit)
-class ClipEditAdmin(admin.ModelAdmin):
+class ClipEditAdmin(ReadOnlyClipAdmin):
     """Who changed what and when: every service write and bulk action adds rows; nobody edits them."""
 
     list_display = ["created_at", "clip", "username", "field", "old_value", "new_value"]
     list_filter = ["field", "username"]
     search_fields = ["=clip_id", "username"]
-
-    @admin.display(description="clip", ordering="clip_id")
-    def clip(self, obj):
-        return format_html('<a href="{}">{}</a>', reverse("admin:review_clip_change", args=[obj.clip_id]), obj.clip_id)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

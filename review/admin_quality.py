@@ -10,10 +10,9 @@ from django.contrib import admin, messages
 from django.db import OperationalError
 from django.db.models.expressions import RawSQL
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.html import format_html
 
 from . import quality_services
+from .admin_readonly import ReadOnlyClipAdmin
 from .models import ClipIndicators
 from .quality import CHECKS
 from .quality_selectors import CHECK_TABLE, QUALITY_TABLE, check_counts
@@ -70,7 +69,7 @@ class IndicatorCheckFilter(QualityCheckFilter):
 
 
 @admin.register(ClipIndicators)
-class ClipIndicatorsAdmin(admin.ModelAdmin):
+class ClipIndicatorsAdmin(ReadOnlyClipAdmin):
     """Read-only: each measured clip's audio indicators, the checks that fired and its priority
     (most likely wrong first). Filled by `manage.py scanclips` and `transcribeclips`."""
 
@@ -85,19 +84,6 @@ class ClipIndicatorsAdmin(admin.ModelAdmin):
             checks=RawSQL(f"SELECT codes FROM {QUALITY_TABLE} WHERE clip_id = {meta}.clip_id", []),
             priority=RawSQL(f"SELECT COALESCE(priority, 0) FROM {QUALITY_TABLE} WHERE clip_id = {meta}.clip_id", []),
         ).order_by("-priority", "clip_id")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="clip", ordering="clip_id")
-    def clip(self, obj):
-        return format_html('<a href="{}">{}</a>', reverse("admin:review_clip_change", args=[obj.clip_id]), obj.clip_id)
 
     @admin.display(description="clipping %")
     def clipping(self, obj):

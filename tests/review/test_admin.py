@@ -6,7 +6,6 @@ import zipfile
 
 import pytest
 from django.db import connections
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from review import services
@@ -14,14 +13,6 @@ from review.models import ClipEdit, ClipMeta, TrashedClip
 from tests.conftest import S2S
 
 pytestmark = S2S
-
-
-@pytest.fixture
-def admin_client_s2s(django_user_model):
-    user = django_user_model.objects.create_superuser("root", "", "root-pass-123")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def flags(path, clip_id):

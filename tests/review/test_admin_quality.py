@@ -2,9 +2,7 @@
 import sqlite3
 
 import numpy as np
-import pytest
 from django.core.management import call_command
-from django.test import Client
 
 from review.confidence import AsrResult, WordConfidence
 from review.models import ClipEdit
@@ -12,14 +10,6 @@ from review.quality_services import clip_asr_save
 from tests.conftest import S2S, blob_of, tone
 
 pytestmark = S2S
-
-
-@pytest.fixture
-def admin_client_s2s(django_user_model):
-    user = django_user_model.objects.create_superuser("root", "", "root-pass-123")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def row(path, clip_id):
